@@ -1,0 +1,252 @@
+"""Command line: ``python -m course_lib train | sample`` (``--help`` on each)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["main", "build_parser"]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return v
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative whole number, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative whole number, got {text!r}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (v > 0 and np.isfinite(v)):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
+    return v
+
+
+def _unit_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0 <= v < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .data import DATASETS
+    from .losses import LOSSES
+    from .train import AMP_CHOICES
+
+    p = argparse.ArgumentParser(prog="python -m course_lib",
+                                description="Train GANs, sample from them and evaluate them (GAN course).")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{train,sample}")
+
+    t = sub.add_parser("train", help="train a GAN with the course's recipe for a dataset",
+                       description="Train a GAN with the course's recipe for --data. Writes checkpoint.pt, "
+                                   "samples.png, config.json and metrics.json into --out.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    t.add_argument("--data", choices=DATASETS, default="ring8", help="dataset")
+    t.add_argument("--out", required=True, help="output folder")
+    t.add_argument("--loss", choices=list(LOSSES), help="GAN loss (default: the recipe's)")
+    g = t.add_mutually_exclusive_group()
+    g.add_argument("--steps", type=_positive_int, help="generator steps (default: the recipe's)")
+    g.add_argument("--epochs", type=_positive_int, help="passes over the data (instead of --steps)")
+    t.add_argument("--batch-size", type=_positive_int, help="global batch size")
+    t.add_argument("--lr", type=_positive_float, help="learning rate of both networks")
+    t.add_argument("--seed", type=_nonneg_int, default=0, help="random seed")
+    t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    t.add_argument("--image-size", type=_positive_int, help="image size for image data (8, 16, 32 or 64)")
+    t.add_argument("--latent-dim", type=_positive_int, help="size of z")
+    t.add_argument("--conditional", action="store_true", help="class-conditional GAN (image data)")
+    t.add_argument("--spectral-norm", action="store_true", help="spectral normalisation in D")
+    t.add_argument("--label-smoothing", type=_unit_float, help="one-sided label smoothing of real targets")
+    t.add_argument("--r1-gamma", type=float, help="weight of the R1 penalty")
+    t.add_argument("--ema", type=_unit_float, help="EMA decay of the generator (0 turns EMA off)")
+    t.add_argument("--amp", choices=AMP_CHOICES, default="auto", help="mixed precision")
+    t.add_argument("--no-compile", action="store_true", help="never use torch.compile")
+    t.add_argument("--compile", action="store_true", help="use torch.compile even off CUDA")
+    t.add_argument("--no-channels-last", action="store_true", help="keep the default memory format")
+    t.add_argument("--checkpoint-every", type=_positive_int, help="steps between checkpoints")
+    t.add_argument("--nan-policy", choices=("stop", "skip"), default="stop",
+                   help="on a NaN/inf loss: stop (keep the last good checkpoint) or skip the step")
+    t.add_argument("--fallback", action="store_true",
+                   help="use the offline 'digits' data if MNIST / Fashion-MNIST cannot be downloaded")
+    t.add_argument("--resume", metavar="CHECKPOINT", help="continue the run saved in this checkpoint")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    s = sub.add_parser("sample", help="write raw samples of a trained generator to .npy",
+                       description="Write N samples in data space to a .npy file: points (N, D), or images "
+                                   "(N, C, H, W) in [-1, 1]. A .png path writes an image grid instead.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    s.add_argument("--checkpoint", required=True, help="checkpoint.pt written by 'train'")
+    s.add_argument("--n", type=_positive_int, default=2500, help="number of samples")
+    s.add_argument("--out", required=True, help="output file (.npy, or .png for a grid of images)")
+    s.add_argument("--seed", type=_nonneg_int, default=0, help="seed of the noise")
+    s.add_argument("--label", type=_nonneg_int, help="class to generate (conditional models)")
+    s.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
+    s.add_argument("--device", default="cpu", help="device to sample on")
+    return p
+
+
+def _train_config(args):
+    from .train import TrainConfig
+
+    changes = {"seed": args.seed, "device": args.device, "amp": args.amp, "nan_policy": args.nan_policy,
+               "fallback": args.fallback}
+    for key, attr in (("loss", "loss"), ("steps", "steps"), ("batch_size", "batch_size"),
+                      ("image_size", "image_size"), ("latent_dim", "latent_dim"), ("r1_gamma", "r1_gamma"),
+                      ("label_smoothing", "label_smoothing"), ("checkpoint_every", "checkpoint_every")):
+        v = getattr(args, attr)
+        if v is not None:
+            changes[key] = v
+    if args.lr is not None:
+        changes["lr_g"] = changes["lr_d"] = args.lr
+    if args.ema is not None:
+        changes["ema_decay"] = args.ema or None
+    if args.conditional:
+        changes["conditional"] = True
+    if args.spectral_norm:
+        changes["spectral_norm"] = True
+    if args.no_compile:
+        changes["compile"] = False
+    elif args.compile:
+        changes["compile"] = True
+    if args.no_channels_last:
+        changes["channels_last"] = False
+    return TrainConfig.for_data(args.data, **changes)
+
+
+def cmd_train(args) -> int:
+    import torch
+
+    from . import metrics, plots
+    from .train import GANTrainer, TrainConfig
+
+    out = Path(args.out)
+    if args.resume:
+        changes = {"device": args.device}
+        if args.steps:
+            changes["steps"] = args.steps
+        trainer = GANTrainer.from_checkpoint(args.resume, out_dir=out, verbose=not args.quiet, **changes)
+        config = trainer.config
+    else:
+        config = _train_config(args)
+        if args.epochs:
+            probe = GANTrainer(config, verbose=False)
+            per_epoch = probe.shard_size // probe.local_batch
+            config = TrainConfig.from_dict({**config.to_dict(),
+                                            "steps": max(1, -(-args.epochs * per_epoch // config.n_critic_effective))})
+            del probe
+        trainer = GANTrainer(config, out_dir=out, verbose=not args.quiet)
+    if trainer.rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    t0 = time.perf_counter()
+    trainer.fit()
+    seconds = time.perf_counter() - t0
+    if trainer.rank != 0:
+        return 130 if trainer.interrupted else 0
+    summary = {"data": config.data, "steps": trainer.step, "train_seconds": round(seconds, 2),
+               "interrupted": trainer.interrupted, "skipped_steps": trainer.skipped_steps,
+               "device": str(trainer.device), "world_size": trainer.world_size}
+    summary.update(metrics.summarize(trainer))
+    (out / "metrics.json").write_text(json.dumps({"final": summary, "history": trainer.history}) + "\n")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if trainer.dataset.kind == "images":
+        ax = plots.show_images(trainer.sample(64, noise=trainer.fixed_noise.cpu(),
+                                              labels=None if trainer.fixed_labels is None
+                                              else trainer.fixed_labels.cpu()),
+                               title=f"{config.data}, step {trainer.step}", size=5)
+    elif trainer.dataset.sample_shape == (2,):
+        ax = plots.plot_2d(trainer.sample(2500), trainer.dataset.x[:2500], D=trainer.D,
+                           centres=trainer.dataset.centres, device=trainer.device,
+                           title=f"{config.data}, step {trainer.step}")
+    else:
+        _, ax = plt.subplots(figsize=(4, 3))
+        ax.hist(trainer.sample(2500).numpy().ravel(), bins=80, density=True)
+    ax.figure.savefig(out / "samples.png", dpi=120, bbox_inches="tight")
+    plt.close("all")
+    shown = {k: v for k, v in summary.items() if not isinstance(v, (list, dict))}
+    print(json.dumps(shown, indent=2))
+    print(f"wrote {out}/checkpoint.pt, samples.png, config.json, metrics.json")
+    if trainer.interrupted:
+        return 130
+    del torch
+    return 0
+
+
+def cmd_sample(args) -> int:
+    import torch
+
+    from .train import generate, load_generator
+
+    G, config, info = load_generator(args.checkpoint, device=args.device, use_ema=not args.no_ema)
+    num_classes = info.get("num_classes")
+    labels = None
+    if args.label is not None:
+        if not num_classes:
+            raise SystemExit(f"error: --label needs a conditional model; {args.checkpoint} is unconditional")
+        if args.label >= num_classes:
+            raise SystemExit(f"error: --label must be in [0, {num_classes}), got {args.label}")
+        labels = torch.full((args.n,), args.label, dtype=torch.long)
+    x = generate(G, args.n, config.latent_dim, next(G.parameters()).device, labels=labels,
+                 num_classes=num_classes, seed=args.seed)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".png":
+        if x.dim() != 4:
+            raise SystemExit("error: a .png output needs an image model; use .npy for points")
+        from . import plots
+        import matplotlib
+
+        matplotlib.use("Agg")
+        ax = plots.show_images(x[:256], nrow=16, size=6)
+        ax.figure.savefig(out, dpi=120, bbox_inches="tight")
+    elif out.suffix == ".npy":
+        np.save(out, x.numpy().astype(np.float32))
+    else:
+        raise SystemExit(f"error: --out must end in .npy or .png, got {out.name!r}")
+    print(f"wrote {args.n} samples of shape {tuple(x.shape[1:])} to {out}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "sample": cmd_sample}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .checkpoint import CheckpointError
+    from .data import DatasetUnavailableError
+    from .device import DeviceError
+    from .train import NonFiniteLossError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (CheckpointError, DatasetUnavailableError, DeviceError, NonFiniteLossError, ValueError,
+            TypeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,164 @@
+"""Figures: image grids, training curves, and 2-D samples over the discriminator's contour.
+
+All functions draw with matplotlib and return the ``Figure`` (or ``Axes``) so notebooks can save or adjust them.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+__all__ = ["image_grid", "show_images", "plot_history", "plot_2d", "discriminator_grid", "LivePlot"]
+
+
+def image_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2) -> np.ndarray:
+    """(N, C, H, W) images in [-1, 1] -> (H', W', 3) float array in [0, 1] laid out by torchvision's make_grid."""
+    from torchvision.utils import make_grid
+
+    if images.dim() != 4:
+        raise ValueError(f"images must be (N, C, H, W), got {tuple(images.shape)}")
+    grid = make_grid(images.detach().float().cpu().clamp(-1, 1), nrow=nrow, padding=padding,
+                     normalize=True, value_range=(-1, 1), pad_value=1.0)
+    return grid.permute(1, 2, 0).numpy()
+
+
+def show_images(images: torch.Tensor, nrow: int = 8, title: str | None = None, ax=None, size: float = 4.0):
+    """Show (N, C, H, W) images in [-1, 1] as one grid; returns the Axes."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(image_grid(images, nrow), cmap="gray", interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_history(history: dict, smooth: int = 25, axes=None):
+    """Loss curves (left) and mean D(x), D(G(z)) (right) from ``GANTrainer.history``; returns the Figure."""
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    else:
+        fig = axes[0].figure
+
+    def smoothed(v):
+        v = np.asarray(v, dtype=float)
+        k = max(1, min(smooth, len(v) // 5 or 1))
+        return np.convolve(v, np.ones(k) / k, mode="valid") if len(v) >= k else v
+
+    for key, label in (("d_loss", "discriminator loss"), ("g_loss", "generator loss")):
+        if history.get(key):
+            axes[0].plot(smoothed(history[key]), label=label)
+    axes[0].set_xlabel("step")
+    axes[0].set_title("losses")
+    axes[0].legend()
+    for key, label in (("d_real", "mean D(x)"), ("d_fake", "mean D(G(z))")):
+        if history.get(key):
+            axes[1].plot(smoothed(history[key]), label=label)
+    axes[1].axhline(0.5, color="gray", lw=0.8, ls="--")
+    axes[1].set_ylim(-0.02, 1.02)
+    axes[1].set_xlabel("step")
+    axes[1].set_title("discriminator outputs")
+    axes[1].legend()
+    fig.tight_layout()
+    return fig
+
+
+@torch.no_grad()
+def discriminator_grid(D: Callable, lim: float, n: int = 100, device="cpu"):
+    """Evaluate D(x) = sigmoid(logit) on an n x n grid over [-lim, lim]^2; returns (xx, yy, probs) arrays."""
+    xs = torch.linspace(-lim, lim, n)
+    xx, yy = torch.meshgrid(xs, xs, indexing="xy")
+    pts = torch.stack([xx.reshape(-1), yy.reshape(-1)], 1).to(device)
+    was = getattr(D, "training", False)
+    if hasattr(D, "eval"):
+        D.eval()
+    try:
+        probs = torch.sigmoid(D(pts).float()).reshape(n, n).cpu().numpy()
+    finally:
+        if hasattr(D, "train"):
+            D.train(was)
+    return xx.numpy(), yy.numpy(), probs
+
+
+def plot_2d(samples: torch.Tensor, real: torch.Tensor | None = None, D: Callable | None = None,
+            centres: torch.Tensor | None = None, lim: float | None = None, ax=None, title: str | None = None,
+            device="cpu"):
+    """Generated points (orange) over real points (blue) and, if ``D`` is given, its D(x) contour; returns Axes."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.2, 4))
+    s = samples.detach().float().cpu().numpy()
+    if lim is None:
+        ref = real if real is not None else (centres if centres is not None else samples)
+        lim = float(torch.as_tensor(ref).abs().max()) * 1.35 + 0.2
+    if D is not None:
+        xx, yy, probs = discriminator_grid(D, lim, device=device)
+        cs = ax.contourf(xx, yy, probs, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.35)
+        ax.figure.colorbar(cs, ax=ax, fraction=0.046, label="D(x)")
+    if real is not None:
+        r = real.detach().float().cpu().numpy()
+        ax.scatter(r[:, 0], r[:, 1], s=2, c="tab:blue", alpha=0.3, label="real")
+    ax.scatter(s[:, 0], s[:, 1], s=2, c="tab:orange", alpha=0.6, label="generated")
+    if centres is not None:
+        c = torch.as_tensor(centres).cpu().numpy()
+        ax.scatter(c[:, 0], c[:, 1], marker="x", c="k", s=30, label="mode centres")
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+    ax.legend(loc="upper right", fontsize=7, markerscale=3)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+class LivePlot:
+    """A training callback that redraws a figure in the notebook every ``callback_every`` steps.
+
+    For point data it draws samples over D's contour with the mode metrics; for images a grid from the
+    trainer's fixed noise; in both cases the history curves beside it. Outside a notebook it does nothing
+    visible until ``show_final`` (use ``LivePlot(live=False)`` to draw only at the end).
+    """
+
+    def __init__(self, n_samples: int = 1000, live: bool = True):
+        self.n_samples, self.live = n_samples, live
+        self._handle = None
+
+    def draw(self, trainer):
+        from .metrics import mode_metrics
+
+        fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+        ds = trainer.dataset
+        if ds.kind == "points" and ds.sample_shape == (2,):
+            x = trainer.sample(self.n_samples)
+            m = mode_metrics(x, ds.centres, ds.std, min_count=max(1, round(20 * self.n_samples / 2500)))
+            plot_2d(x, ds.x[: self.n_samples], D=trainer.D, centres=ds.centres, ax=axes[0], device=trainer.device,
+                    title=f"step {trainer.step}: {m['modes']}/{m['num_modes']} modes, "
+                          f"{100 * m['high_quality']:.0f}% HQ")
+        elif ds.kind == "images":
+            imgs = trainer.sample(64, noise=trainer.fixed_noise.cpu(),
+                                  labels=None if trainer.fixed_labels is None else trainer.fixed_labels.cpu())
+            show_images(imgs, title=f"step {trainer.step}", ax=axes[0])
+        else:
+            axes[0].hist(trainer.sample(self.n_samples).numpy().ravel(), bins=60, density=True, alpha=0.6)
+            axes[0].set_title(f"step {trainer.step}")
+        plot_history(trainer.history, axes=axes[1:])
+        fig.tight_layout()
+        return fig
+
+    def __call__(self, trainer) -> None:
+        if not self.live:
+            return
+        try:
+            from IPython import get_ipython
+            from IPython.display import display
+        except ImportError:
+            return
+        if get_ipython() is None:
+            return
+        fig = self.draw(trainer)
+        if self._handle is None:
+            self._handle = display(fig, display_id=True)
+        else:
+            self._handle.update(fig)
+        plt.close(fig)

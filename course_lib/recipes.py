@@ -1,0 +1,36 @@
+"""The course's recommended training recipes, one per dataset.
+
+These are the defaults of ``TrainConfig.for_data`` and of ``python -m course_lib train --data NAME``.
+``benchmarks/recipes.py`` measures them (see ``benchmarks/RESULTS.md``). ``VANILLA`` holds the source
+article's hyper-parameters (made runnable) for comparison.
+"""
+from __future__ import annotations
+
+__all__ = ["RECIPES", "VANILLA"]
+
+RECIPES: dict[str, dict] = {
+    "ring8": dict(model="mlp", loss="nonsaturating", latent_dim=8, g_width=128, d_width=128, depth=3,
+                  batch_size=256, lr_g=5e-4, lr_d=5e-4, betas=(0.5, 0.999), steps=3000, checkpoint_every=1000),
+    "grid25": dict(model="mlp", loss="nonsaturating", latent_dim=8, g_width=256, d_width=256, depth=3,
+                   batch_size=256, lr_g=5e-4, lr_d=5e-4, betas=(0.5, 0.999), steps=5000, checkpoint_every=1000),
+    "mixture1d": dict(model="mlp", loss="nonsaturating", latent_dim=1, g_width=32, d_width=32, depth=2,
+                      batch_size=256, lr_g=1e-3, lr_d=1e-3, betas=(0.5, 0.999), steps=1000, checkpoint_every=500),
+    "digits": dict(model="dcgan", loss="nonsaturating", image_size=16, latent_dim=64, g_width=32, d_width=32,
+                   batch_size=128, lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999), steps=3000, ema_decay=0.999,
+                   checkpoint_every=500),
+    "mnist": dict(model="dcgan", loss="nonsaturating", image_size=32, latent_dim=100, g_width=64, d_width=64,
+                  batch_size=128, lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999), steps=5000, ema_decay=0.999,
+                  checkpoint_every=1000),
+}
+RECIPES["fashion-mnist"] = dict(RECIPES["mnist"])
+
+# The source article's settings (DCGAN, Adam lr 2e-4, betas (0.5, 0.999), batch 128, latent 100, minimax BCE
+# with the non-saturating generator target), with its faults fixed so that it runs.
+VANILLA: dict[str, dict] = {
+    "ring8": dict(model="mlp", loss="nonsaturating", latent_dim=100, g_width=128, d_width=128, depth=3,
+                  batch_size=128, lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999)),
+    "grid25": dict(model="mlp", loss="nonsaturating", latent_dim=100, g_width=128, d_width=128, depth=3,
+                   batch_size=128, lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999)),
+    "digits": dict(model="dcgan", loss="nonsaturating", image_size=16, latent_dim=100, g_width=64, d_width=64,
+                   batch_size=128, lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999), ema_decay=None),
+}
