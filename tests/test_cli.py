@@ -1,0 +1,89 @@
+"""The command line end to end: train writes its four files, sample writes raw samples, --help is clear."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from course_lib.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "course_lib", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+
+
+def test_train_ring8_then_sample(tmp_path):
+    out = tmp_path / "ring8"
+    r = run_cli("train", "--data", "ring8", "--out", str(out), "--steps", "40", "--batch-size", "64", "--quiet")
+    assert r.returncode == 0, r.stderr
+    for name in ("checkpoint.pt", "samples.png", "config.json", "metrics.json"):
+        assert (out / name).is_file(), name
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["final"]["steps"] == 40 and len(m["history"]["d_loss"]) == 40
+    assert {"modes", "high_quality"} <= set(m["final"])
+    assert json.loads((out / "config.json").read_text())["steps"] == 40
+    r = run_cli("sample", "--checkpoint", str(out / "checkpoint.pt"), "--n", "2500", "--out", str(tmp_path / "s.npy"))
+    assert r.returncode == 0, r.stderr
+    x = np.load(tmp_path / "s.npy")
+    assert x.shape == (2500, 2) and x.dtype == np.float32 and np.isfinite(x).all()
+
+
+def test_train_digits_in_process_and_sample_images(tmp_path, capsys):
+    out = tmp_path / "digits"
+    assert main(["train", "--data", "digits", "--out", str(out), "--steps", "6", "--batch-size", "32",
+                 "--image-size", "8", "--quiet"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert all((out / n).is_file() for n in ("checkpoint.pt", "samples.png", "config.json", "metrics.json"))
+    assert main(["sample", "--checkpoint", str(out / "checkpoint.pt"), "--n", "10", "--out", str(tmp_path / "x.npy")]) == 0
+    x = np.load(tmp_path / "x.npy")
+    assert x.shape == (10, 1, 8, 8) and x.min() >= -1 and x.max() <= 1
+    assert main(["sample", "--checkpoint", str(out / "checkpoint.pt"), "--n", "16", "--out", str(tmp_path / "g.png")]) == 0
+    assert (tmp_path / "g.png").stat().st_size > 0
+
+
+def test_resume_continues_to_more_steps(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["train", "--data", "ring8", "--out", str(out), "--steps", "10", "--batch-size", "32", "--quiet"]) == 0
+    assert main(["train", "--resume", str(out / "checkpoint.pt"), "--out", str(out), "--steps", "15", "--quiet"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["final"]["steps"] == 15 and len(m["history"]["g_loss"]) == 15
+
+
+def test_epochs_option(tmp_path):
+    out = tmp_path / "e"
+    assert main(["train", "--data", "digits", "--out", str(out), "--epochs", "1", "--batch-size", "256",
+                 "--image-size", "8", "--quiet"]) == 0
+    # 1,438 training digits / 256 per batch = 5 full batches per epoch
+    assert json.loads((out / "metrics.json").read_text())["final"]["steps"] == 5
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["sample"]])
+def test_help_is_clear(command):
+    r = run_cli(*command, "--help", timeout=60)
+    assert r.returncode == 0 and "usage: python -m course_lib" in r.stdout
+    if command == ["train"]:
+        for flag in ("--data", "--loss", "--steps", "--epochs", "--batch-size", "--lr", "--seed", "--device", "--resume"):
+            assert flag in r.stdout
+
+
+@pytest.mark.parametrize("args, match", [
+    (["train", "--data", "cifar", "--out", "x"], "invalid choice: 'cifar'"),
+    (["train", "--steps", "ten", "--out", "x"], "expected a positive whole number, got 'ten'"),
+    (["train", "--lr", "abc", "--out", "x"], "expected a positive number, got 'abc'"),
+    (["train", "--loss", "bce", "--out", "x"], "invalid choice: 'bce'"),
+])
+def test_bad_arguments_exit_2_with_message(args, match, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code == 2
+    assert match in capsys.readouterr().err
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
+    assert main(["sample", "--checkpoint", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "s.npy")]) == 2
+    assert "does not exist" in capsys.readouterr().err
