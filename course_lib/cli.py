@@ -1,4 +1,4 @@
-"""Command line: ``python -m course_lib train | sample`` (``--help`` on each)."""
+"""Command line: ``python -m course_lib train | sample | evaluate`` (``--help`` on each)."""
 from __future__ import annotations
 
 import argparse
@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="python -m course_lib",
                                 description="Train GANs, sample from them and evaluate them (GAN course).")
-    sub = p.add_subparsers(dest="command", required=True, metavar="{train,sample}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{train,sample,evaluate}")
 
     t = sub.add_parser("train", help="train a GAN with the course's recipe for a dataset",
                        description="Train a GAN with the course's recipe for --data. Writes checkpoint.pt, "
@@ -87,8 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--compile", action="store_true", help="use torch.compile even off CUDA")
     t.add_argument("--no-channels-last", action="store_true", help="keep the default memory format")
     t.add_argument("--checkpoint-every", type=_positive_int, help="steps between checkpoints")
-    t.add_argument("--nan-policy", choices=("stop", "skip"), default="stop",
-                   help="on a NaN/inf loss: stop (keep the last good checkpoint) or skip the step")
+    t.add_argument("--nan-policy", choices=("stop", "skip"),
+                   help="on a NaN/inf loss: stop (keep the last good checkpoint; the default) or skip the step")
     t.add_argument("--fallback", action="store_true",
                    help="use the offline 'digits' data if MNIST / Fashion-MNIST cannot be downloaded")
     t.add_argument("--resume", metavar="CHECKPOINT", help="continue the run saved in this checkpoint")
@@ -105,13 +105,29 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--label", type=_nonneg_int, help="class to generate (conditional models)")
     s.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
     s.add_argument("--device", default="cpu", help="device to sample on")
+
+    e = sub.add_parser("evaluate", help="measure a trained generator against the real data",
+                       description="Sample N points or images from a checkpoint and measure them: modes covered "
+                                   "and high-quality share for 2-D mixtures; classifier-based Frechet distance, "
+                                   "precision/recall, density/coverage, classifier score, class coverage and "
+                                   "memorisation for images. Each value is printed beside its real-versus-real "
+                                   "floor (real data measured the same way) and all are written as JSON.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    e.add_argument("--checkpoint", required=True, help="checkpoint.pt written by 'train'")
+    e.add_argument("--n", type=_positive_int, default=None,
+                   help="number of samples (default: 2500 for points, 1440 for images)")
+    e.add_argument("--out", default=None,
+                   help="JSON file to write (default: evaluation.json beside the checkpoint)")
+    e.add_argument("--seed", type=_nonneg_int, default=0, help="seed of the noise")
+    e.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
+    e.add_argument("--device", default="cpu", help="device to sample on")
     return p
 
 
 def _train_config(args):
     from .train import TrainConfig
 
-    changes = {"seed": args.seed, "device": args.device, "amp": args.amp, "nan_policy": args.nan_policy,
+    changes = {"seed": args.seed, "device": args.device, "amp": args.amp, "nan_policy": args.nan_policy or "stop",
                "fallback": args.fallback}
     for key, attr in (("loss", "loss"), ("steps", "steps"), ("batch_size", "batch_size"),
                       ("image_size", "image_size"), ("latent_dim", "latent_dim"), ("r1_gamma", "r1_gamma"),
@@ -136,6 +152,11 @@ def _train_config(args):
     return TrainConfig.for_data(args.data, **changes)
 
 
+# train options that a resumed run takes from its checkpoint instead
+RESUME_FIXED = ("loss", "epochs", "batch_size", "lr", "image_size", "latent_dim", "conditional", "spectral_norm",
+                "label_smoothing", "r1_gamma", "ema", "fallback")
+
+
 def cmd_train(args) -> int:
     import torch
 
@@ -144,9 +165,18 @@ def cmd_train(args) -> int:
 
     out = Path(args.out)
     if args.resume:
+        fixed = [f"--{k.replace('_', '-')}" for k in RESUME_FIXED if getattr(args, k, None) not in (None, False)]
+        if fixed:
+            raise ValueError(f"{', '.join(fixed)} cannot be changed when resuming: the run continues with the "
+                             f"settings saved in {args.resume}; only --steps (the new total), --device, "
+                             f"--checkpoint-every, --nan-policy and --quiet apply")
         changes = {"device": args.device}
+        if args.nan_policy:
+            changes["nan_policy"] = args.nan_policy
         if args.steps:
             changes["steps"] = args.steps
+        if args.checkpoint_every:
+            changes["checkpoint_every"] = args.checkpoint_every
         trainer = GANTrainer.from_checkpoint(args.resume, out_dir=out, verbose=not args.quiet, **changes)
         config = trainer.config
     else:
@@ -209,9 +239,9 @@ def cmd_sample(args) -> int:
     labels = None
     if args.label is not None:
         if not num_classes:
-            raise SystemExit(f"error: --label needs a conditional model; {args.checkpoint} is unconditional")
+            raise ValueError(f"--label needs a conditional model; {args.checkpoint} is unconditional")
         if args.label >= num_classes:
-            raise SystemExit(f"error: --label must be in [0, {num_classes}), got {args.label}")
+            raise ValueError(f"--label must be a class in [0, {num_classes}), got {args.label}")
         labels = torch.full((args.n,), args.label, dtype=torch.long)
     x = generate(G, args.n, config.latent_dim, next(G.parameters()).device, labels=labels,
                  num_classes=num_classes, seed=args.seed)
@@ -219,7 +249,7 @@ def cmd_sample(args) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".png":
         if x.dim() != 4:
-            raise SystemExit("error: a .png output needs an image model; use .npy for points")
+            raise ValueError("a .png output needs an image model; use .npy for points")
         from . import plots
         import matplotlib
 
@@ -229,12 +259,61 @@ def cmd_sample(args) -> int:
     elif out.suffix == ".npy":
         np.save(out, x.numpy().astype(np.float32))
     else:
-        raise SystemExit(f"error: --out must end in .npy or .png, got {out.name!r}")
+        raise ValueError(f"--out must end in .npy or .png, got {out.name!r}")
     print(f"wrote {args.n} samples of shape {tuple(x.shape[1:])} to {out}")
     return 0
 
 
-COMMANDS = {"train": cmd_train, "sample": cmd_sample}
+def cmd_evaluate(args) -> int:
+    from . import data as data_mod
+    from . import metrics
+    from .train import generate, load_generator
+
+    G, config, info = load_generator(args.checkpoint, device=args.device, use_ema=not args.no_ema)
+    shape = tuple(info.get("sample_shape") or ())
+    name = info.get("name") or config.data
+    images = len(shape) == 3
+    n = args.n or (1440 if images else 2500)
+    x = generate(G, n, config.latent_dim, next(G.parameters()).device, num_classes=info.get("num_classes"),
+                 seed=args.seed)
+    result: dict = {"checkpoint": str(args.checkpoint), "data": name, "n": n, "seed": args.seed,
+                    "ema": not args.no_ema}
+    if images:
+        if name not in data_mod.IMAGE_DATASETS:
+            raise ValueError(f"no course classifier for the data {name!r}; evaluate handles "
+                             f"{', '.join(data_mod.IMAGE_DATASETS)}")
+        result.update(metrics.evaluate_images(x, data=name, image_size=shape[-1], seed=0))
+        rows = [(k, v, result.get(f"{k}_real")) for k, v in result.items()
+                if isinstance(v, float) and not k.endswith("_real") and k != "classifier_accuracy"]
+        note = (f"classifier held-out accuracy {result['classifier_accuracy']:.3f}; set metrics on chunks of "
+                f"{result['n_eval']} samples (x{result['chunks']}), k={result['k']} for precision/recall, "
+                f"k={result['k_density']} for density/coverage")
+    else:
+        ds = data_mod.load(name, n=n, seed=args.seed + 1)
+        if ds.centres is None:
+            raise ValueError(f"the data {name!r} has no mode centres to measure against")
+        fake = metrics.mode_metrics(x, ds.centres, ds.std)
+        real = metrics.mode_metrics(ds.x, ds.centres, ds.std)
+        for key in ("modes", "high_quality", "counts"):
+            result[key], result[f"{key}_real"] = fake[key], real[key]
+        result.update(num_modes=fake["num_modes"], min_count=20, n_std=3.0)
+        rows = [("modes", fake["modes"], real["modes"]), ("high_quality", fake["high_quality"], real["high_quality"])]
+        note = (f"{fake['num_modes']} modes; high quality = within 3 std of the nearest centre; a mode is covered "
+                f"by >= 20 high-quality samples")
+    print(f"{name}: {n} samples from {args.checkpoint}")
+    print(f"{'metric':<28}{'generated':>12}{'real floor':>12}")
+    for key, v, r in rows:
+        fmt = (lambda t: f"{t:>12}") if isinstance(v, int) else (lambda t: f"{t:>12.4f}")
+        print(f"{key:<28}{fmt(v)}{fmt(r) if r is not None else '':>12}")
+    print(note)
+    out = Path(args.out) if args.out else Path(args.checkpoint).parent / "evaluation.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "sample": cmd_sample, "evaluate": cmd_evaluate}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -250,3 +329,6 @@ def main(argv: list[str] | None = None) -> int:
             TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # outside the training loop (which stops cleanly by itself)
+        print("error: interrupted", file=sys.stderr)
+        return 130

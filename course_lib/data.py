@@ -65,6 +65,20 @@ class Dataset:
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.x, torch.Tensor):
+            raise TypeError(f"dataset {self.name!r}: x must be a torch.Tensor, got {type(self.x).__name__}")
+        if self.x.dtype != torch.uint8 and not self.x.is_floating_point():
+            raise TypeError(f"dataset {self.name!r}: x must be floating point (points, or images in [-1, 1]) or "
+                            f"uint8 images in [0, 255], got dtype {self.x.dtype}; convert with x.float()")
+        if self.x.is_floating_point() and self.x.dtype != torch.float32:
+            self.x = self.x.float()  # the models are float32
+        if self.x.dim() < 2 or (self.kind == "images" and self.x.dim() != 4):
+            want = "(N, C, H, W)" if self.kind == "images" else "(N, D), e.g. x[:, None] for 1-D data"
+            raise ValueError(f"dataset {self.name!r}: x must have shape {want}, got {tuple(self.x.shape)}")
+        if self.y is not None and (not isinstance(self.y, torch.Tensor) or self.y.is_floating_point()
+                                   or self.y.dtype == torch.bool):
+            raise TypeError(f"dataset {self.name!r}: labels y must be an integer tensor, got "
+                            f"{getattr(self.y, 'dtype', type(self.y).__name__)}")
         if len(self.x) == 0:
             raise ValueError(f"dataset {self.name!r} is empty (0 samples); check the source or the split")
         if self.y is not None and len(self.y) != len(self.x):
@@ -194,6 +208,52 @@ def data_dir(root: str | os.PathLike | None = None) -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "gan-course"
 
 
+NET_PROBE_TIMEOUT = 3.0  # seconds to find and reach a download server before giving up
+
+
+def _network_problem(urls: list[str], timeout: float) -> str | None:
+    """None if one of the servers in ``urls`` accepts a connection within ``timeout`` seconds, else the reason.
+
+    Name lookup is not bounded by socket timeouts, so the probe runs in a daemon thread that is abandoned if
+    it takes too long: without a network this returns within ``timeout`` seconds instead of hanging.
+    """
+    import threading
+    from urllib.parse import urlsplit
+
+    from urllib.request import getproxies, proxy_bypass
+
+    proxies = getproxies()
+    targets = []
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme in proxies and parts.hostname and not proxy_bypass(parts.hostname):
+            parts = urlsplit(proxies[parts.scheme])  # downloads go through the proxy: probe it instead
+        if parts.hostname:
+            targets.append((parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)))
+    if not targets:
+        return None
+    errors: list[str] = []
+    ok = threading.Event()
+
+    def probe() -> None:
+        for host, port in targets:
+            try:
+                socket.create_connection((host, port), timeout=timeout).close()
+                ok.set()
+                return
+            except OSError as exc:
+                errors.append(f"{host}: {type(exc).__name__}: {exc}")
+
+    worker = threading.Thread(target=probe, name="course_lib-net-probe", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if ok.is_set():
+        return None
+    if worker.is_alive():
+        return f"no answer from {targets[0][0]} within {timeout:g} s (no network?)"
+    return "no download server could be reached (" + "; ".join(errors) + ")"
+
+
 def torchvision_images(name: str, image_size: int = 32, root: str | os.PathLike | None = None,
                        train: bool = True, download_timeout: float = 20.0) -> Dataset:
     """MNIST or Fashion-MNIST as (N, 1, S, S) uint8 tensors (read as [-1, 1] floats by ``Dataset.get``).
@@ -218,6 +278,12 @@ def torchvision_images(name: str, image_size: int = 32, root: str | os.PathLike 
                 f"without COURSE_OFFLINE to download it, point COURSE_DATA_DIR at a folder that has it, or use "
                 f"the offline dataset 'digits' (or pass fallback=True / --fallback to use it automatically)."
             ) from None
+        unreachable = _network_problem(getattr(cls, "mirrors", []), NET_PROBE_TIMEOUT)
+        if unreachable:
+            raise DatasetUnavailableError(
+                f"{name} is not in {folder} and cannot be downloaded: {unreachable}. Check the network (or set "
+                f"COURSE_OFFLINE=1 to stop trying), point COURSE_DATA_DIR at a folder that has it, or use the "
+                f"offline dataset 'digits' (fallback=True / --fallback does so automatically).")
         old = socket.getdefaulttimeout()
         socket.setdefaulttimeout(download_timeout)
         try:

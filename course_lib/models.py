@@ -100,7 +100,8 @@ class DCGANGenerator(nn.Module):
         super().__init__()
         _check_positive(latent_dim=latent_dim, channels=channels, width=width)
         n_up = _n_upsamples(image_size)
-        self.latent_dim, self.channels, self.image_size, self.num_classes = latent_dim, channels, image_size, num_classes
+        self.latent_dim, self.channels = latent_dim, channels
+        self.image_size, self.num_classes = image_size, num_classes
         in_dim = latent_dim
         if num_classes is not None:
             _check_positive(num_classes=num_classes, embed_dim=embed_dim)

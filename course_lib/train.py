@@ -26,7 +26,7 @@ import os
 import signal
 import threading
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -36,7 +36,7 @@ from torch import nn
 
 from . import data as data_mod
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .device import get_device, seed_everything
+from .device import DeviceError, get_device, seed_everything
 from .losses import get_loss, gradient_penalty, r1_penalty
 from .models import MODELS, build_models
 from .recipes import RECIPES
@@ -183,6 +183,15 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
+def _cuda_bf16(native: bool) -> bool:
+    """Whether the current CUDA device runs bfloat16: natively (compute capability 8.0+, or ROCm) when
+    ``native``, else at all (older GPUs emulate it, slowly)."""
+    try:
+        return torch.cuda.is_bf16_supported(including_emulation=not native)
+    except TypeError:  # a torch without the argument
+        return torch.cuda.is_bf16_supported()
+
+
 def _dist_info() -> tuple[int, int, int]:
     """(rank, local_rank, world_size) from torchrun's environment, 1 process otherwise."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -224,16 +233,20 @@ class GANTrainer:
         # processes and device
         self.rank, self.local_rank, self.world_size = _dist_info()
         self.distributed = self.world_size > 1
+        if cfg.batch_size % self.world_size:  # checked before any process group is set up: fail fast
+            raise ValueError(f"batch_size {cfg.batch_size} is not divisible by the world size {self.world_size}; "
+                             f"choose a multiple of {self.world_size} (it is the global batch, split over processes)")
         self.device = get_device(cfg.device)
         if self.distributed:
             if self.device.type == "cuda":
+                if self.local_rank >= torch.cuda.device_count():
+                    raise DeviceError(f"process with LOCAL_RANK {self.local_rank} has no GPU: this machine has "
+                                      f"{torch.cuda.device_count()}; use --nproc_per_node "
+                                      f"{torch.cuda.device_count()} or fewer")
                 self.device = torch.device("cuda", self.local_rank)
                 torch.cuda.set_device(self.device)
             if not dist.is_initialized():
                 dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
-        if cfg.batch_size % self.world_size:
-            raise ValueError(f"batch_size {cfg.batch_size} is not divisible by the world size {self.world_size}; "
-                             f"choose a multiple of {self.world_size} (it is the global batch, split over processes)")
         self.local_batch = cfg.batch_size // self.world_size
         seed_everything(cfg.seed)
 
@@ -295,6 +308,7 @@ class GANTrainer:
         self.interrupted = False
         self._perm_cache: tuple[int, torch.Tensor] | None = None
         self._stop_requested = False
+        self._skip_counted_at = -1
         self.last_checkpoint: Path | None = None
         if self.verbose and self.rank == 0:
             self._announce()
@@ -305,12 +319,12 @@ class GANTrainer:
         cuda = dev == "cuda"
         amp = cfg.amp
         if amp == "auto":
-            amp = "bf16" if cuda and torch.cuda.is_bf16_supported() else "off"
+            amp = "bf16" if cuda and _cuda_bf16(native=True) else "off"
         if amp == "fp16" and dev == "cpu":
             warnings.warn("AMP float16 is not available on the CPU; using bfloat16 autocast instead "
                           "(use amp='off' for full precision)", stacklevel=3)
             amp = "bf16"
-        if amp == "bf16" and cuda and not torch.cuda.is_bf16_supported():
+        if amp == "bf16" and cuda and not _cuda_bf16(native=False):
             warnings.warn("this GPU does not support bfloat16; using float16 with gradient scaling",
                           stacklevel=3)
             amp = "fp16"
@@ -325,16 +339,18 @@ class GANTrainer:
         if want_compile and double_backward and cfg.compile:
             warnings.warn("torch.compile does not support the double backward of gradient penalties; the "
                           "discriminator runs eagerly, the generator is compiled", stacklevel=3)
-        if cuda and (cfg.cudnn_benchmark is None or cfg.cudnn_benchmark):
-            torch.backends.cudnn.benchmark = True
+        if cuda:  # a global switch: set it both ways, so cudnn_benchmark=False undoes an earlier trainer's True
+            torch.backends.cudnn.benchmark = cfg.cudnn_benchmark is not False
 
     def _announce(self) -> None:
         cfg = self.config
         eff = f"batch {cfg.batch_size}"
+        lr = f"lr G {cfg.lr_g:g} D {cfg.lr_d:g}"
         if self.distributed:
-            eff += f" = {self.world_size} processes x {self.local_batch}"
+            eff = f"effective batch {cfg.batch_size} = {self.world_size} processes x {self.local_batch}"
+            lr = f"effective {lr} (gradients are averaged over processes; the lr is not scaled)"
         print(f"[course_lib] {cfg.data} ({len(self.dataset)} samples) | {cfg.model} | loss {cfg.loss} | {eff} | "
-              f"lr G {cfg.lr_g:g} D {cfg.lr_d:g} | device {self.device} | amp {self.amp_mode} | "
+              f"{lr} | device {self.device} | amp {self.amp_mode} | "
               f"channels_last {self.channels_last} | compile {self.compile_G or self.compile_D}")
 
     # ------------------------------------------------------------------ batches
@@ -378,20 +394,46 @@ class GANTrainer:
         if bool(torch.isfinite(value)):
             return True
         if self.config.nan_policy == "skip":
-            self.skipped_steps += 1
+            if self._skip_counted_at != self.step:  # count steps, not the D and G updates within one
+                self.skipped_steps += 1
+                self._skip_counted_at = self.step
             if self.verbose and self.rank == 0:
                 print(f"[course_lib] step {self.step + 1}: non-finite {what} loss or gradient, update skipped "
                       f"({self.skipped_steps} skipped so far)")
             return False
-        kept = (f"the last good checkpoint is kept at {self.last_checkpoint}" if self.last_checkpoint
-                else "no checkpoint was written by this run")
+        kept = self._kept_checkpoint()
+        regularised = self.config.gp_weight_effective > 0 or self.config.r1_gamma > 0 or self.config.spectral_norm
+        hint = ("try spectral_norm=True or a smaller gp_weight / r1_gamma" if regularised
+                else "a penalty on D (r1_gamma, gp_weight) or spectral_norm=True keeps its logits bounded")
         raise NonFiniteLossError(
             f"training stopped at step {self.step + 1}: the {what} loss or its gradient is "
             f"{value.item()} (not finite). Likely causes: a learning rate too high (lr_g={self.config.lr_g}, "
-            f"lr_d={self.config.lr_d}), a loss without a bound on D (loss={self.config.loss!r}; try "
-            f"'nonsaturating' or a gradient penalty), or float16 overflow under AMP (amp={self.amp_mode!r}; try "
-            f"amp='bf16' or 'off'). The update was not applied; {kept}. nan_policy='skip' skips such steps "
-            f"instead.")
+            f"lr_d={self.config.lr_d}; try 10x lower), the loss choice (loss={self.config.loss!r}; {hint}), or "
+            f"float16 overflow under AMP (amp={self.amp_mode!r}; try amp='bf16' or 'off'). The update was not "
+            f"applied; {kept}. nan_policy='skip' skips such steps instead (and counts them).")
+
+    def _kept_checkpoint(self) -> str:
+        """Where the last good checkpoint of this run is, for error messages."""
+        path = self.last_checkpoint
+        if path is None and self.out_dir is not None and (self.out_dir / "checkpoint.pt").is_file():
+            path = self.out_dir / "checkpoint.pt"
+        if path is None:
+            return "no checkpoint was written (pass out_dir to keep one)"
+        return f"the last good checkpoint is kept at {path}"
+
+    def _check_weights_finite(self) -> None:
+        """Raise NonFiniteLossError if a weight of G, D or the EMA is NaN or infinite (checked before saving)."""
+        for name, model in (("generator", self.G), ("discriminator", self.D), ("EMA generator", self.G_ema)):
+            if model is None:
+                continue
+            params = [p.detach() for p in model.parameters()]
+            if params and not bool(torch.isfinite(torch.stack([p.float().abs().max() for p in params])).all()):
+                kept = self._kept_checkpoint()
+                raise NonFiniteLossError(
+                    f"training stopped at step {self.step}: the {name}'s weights are not finite (NaN or inf), "
+                    f"so they were not saved; {kept}. Likely causes: a learning rate too high "
+                    f"(lr_g={self.config.lr_g}, lr_d={self.config.lr_d}), the loss choice "
+                    f"(loss={self.config.loss!r}), or float16 overflow under AMP (amp={self.amp_mode!r}).")
 
     def train_step(self) -> dict[str, float]:
         """One generator step (after ``n_critic`` discriminator steps); returns its statistics."""
@@ -481,6 +523,7 @@ class GANTrainer:
                     bar.set_postfix(d=f"{stats['d_loss']:.3f}", g=f"{stats['g_loss']:.3f}",
                                     Dx=f"{stats['d_real']:.2f}", DGz=f"{stats['d_fake']:.2f}", refresh=False)
                 if self.out_dir is not None and self.step % self.config.checkpoint_every == 0:
+                    self._check_weights_finite()  # never replace a good checkpoint with broken weights
                     self.save(self.out_dir / "checkpoint.pt")
                 if self.callbacks and (self.step % self.config.callback_every == 0 or self.step == target):
                     for cb in self.callbacks:
@@ -492,6 +535,7 @@ class GANTrainer:
             bar.close()
             restore()
         if self.out_dir is not None and (self.interrupted or self.step == target):
+            self._check_weights_finite()
             self.save(self.out_dir / "checkpoint.pt")
         if self.interrupted and self.verbose and self.rank == 0:
             where = f"; checkpoint saved to {self.last_checkpoint}" if self.out_dir is not None else ""
@@ -563,6 +607,11 @@ class GANTrainer:
     def load_state_dict(self, state: dict[str, Any], source: str = "checkpoint") -> None:
         """Restore everything from ``state`` (as read by ``load_checkpoint``); models must match the config."""
         check_compatible(self.config, state, source)
+        saved_shape = tuple((state.get("data_info") or {}).get("sample_shape") or ())
+        if saved_shape and saved_shape != tuple(self.dataset.sample_shape):
+            raise CheckpointError(f"{source} was trained on samples of shape {saved_shape} (points: (dim,); images: "
+                                  f"(channels, height, width)), but this dataset's samples have shape "
+                                  f"{tuple(self.dataset.sample_shape)}; resume with the same data")
         try:
             self.G.load_state_dict(state["G"])
             self.D.load_state_dict(state["D"])
@@ -571,7 +620,7 @@ class GANTrainer:
             self.opt_G.load_state_dict(state["opt_G"])
             self.opt_D.load_state_dict(state["opt_D"])
         except (RuntimeError, KeyError, ValueError) as exc:
-            raise CheckpointError(f"{source} does not fit the models of this config: {str(exc).splitlines()[0]}") from None
+            raise CheckpointError(f"{source} does not fit the models of this config: {_first_lines(exc)}") from None
         self.scaler_G.load_state_dict(state.get("scaler_G") or {})
         self.scaler_D.load_state_dict(state.get("scaler_D") or {})
         self.step = int(state["step"])
@@ -579,7 +628,8 @@ class GANTrainer:
         self.skipped_steps = int(state.get("skipped_steps", 0))
         self.history = {k: list(state.get("history", {}).get(k, [])) for k in HISTORY_KEYS}
         rng = state.get("rng", {})
-        if self.rank == 0 and state.get("world_size", 1) == self.world_size and "trainer" in rng:
+        same_kind = "trainer" in rng and rng["trainer"].numel() == self.rng.get_state().numel()  # CPU vs CUDA
+        if self.rank == 0 and state.get("world_size", 1) == self.world_size and same_kind:
             self.rng.set_state(rng["trainer"].to(self.rng.get_state().device))
             torch.set_rng_state(rng["torch"])
         else:  # another process layout: a fresh, still repeatable stream for each rank
@@ -605,6 +655,11 @@ class GANTrainer:
         return trainer
 
 
+def _first_lines(exc: BaseException, n: int = 2) -> str:
+    """The first ``n`` non-empty lines of an error (load_state_dict's headline and first mismatch)."""
+    return " ".join([ln.strip() for ln in str(exc).splitlines() if ln.strip()][:n])
+
+
 def check_compatible(config: TrainConfig, state: dict[str, Any], source: str = "checkpoint") -> None:
     """Raise CheckpointError listing every model-defining field where ``state['config']`` and ``config`` differ."""
     saved = state.get("config", {})
@@ -627,12 +682,28 @@ def generate(G: nn.Module, n: int, latent_dim: int, device: torch.device, labels
         raise ValueError(f"n must be a positive integer, got {n!r}")
     if noise is None:
         noise = torch.randn(n, latent_dim, generator=torch.Generator().manual_seed(seed))
+    if not isinstance(noise, torch.Tensor) or not noise.is_floating_point():
+        raise TypeError(f"noise must be a floating-point tensor of shape ({n}, {latent_dim}), got "
+                        f"{getattr(noise, 'dtype', type(noise).__name__)}")
     if noise.shape != (n, latent_dim):
         raise ValueError(f"noise must have shape ({n}, {latent_dim}), got {tuple(noise.shape)}")
+    noise = noise.float()
     if num_classes:
-        labels = torch.arange(n) % num_classes if labels is None else torch.as_tensor(labels).long()
-        if labels.shape != (n,) or labels.min() < 0 or labels.max() >= num_classes:
-            raise ValueError(f"labels must be {n} integers in [0, {num_classes}), got shape {tuple(labels.shape)}")
+        if labels is None:
+            labels = torch.arange(n) % num_classes
+        else:
+            labels = torch.as_tensor(labels)
+            if labels.is_floating_point() or labels.dtype == torch.bool or labels.is_complex():
+                raise TypeError(f"labels must be an integer tensor (class indices), got dtype {labels.dtype}")
+            labels = labels.long().cpu()
+        if labels.shape != (n,):
+            raise ValueError(f"labels must have shape ({n},), one class per sample, got {tuple(labels.shape)}")
+        if labels.min() < 0 or labels.max() >= num_classes:
+            raise ValueError(f"labels must be class indices in [0, {num_classes}), got values from "
+                             f"{int(labels.min())} to {int(labels.max())}")
+    elif labels is not None:
+        raise ValueError("labels were given but this generator is unconditional (no classes); train with "
+                         "conditional=True to choose classes")
     was_training = G.training
     G.eval()
     try:
@@ -665,5 +736,5 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu", 
         G.load_state_dict(weights)
     except RuntimeError as exc:
         raise CheckpointError(f"checkpoint {path}: generator weights do not fit its config: "
-                              f"{str(exc).splitlines()[0]}") from None
+                              f"{_first_lines(exc)}") from None
     return G.to(get_device(device) if isinstance(device, str) else device).eval(), config, info

@@ -22,7 +22,6 @@ import os
 from typing import Any, Callable
 
 import matplotlib.pyplot as plt
-import numpy as np
 import torch
 
 __all__ = ["Explorer", "interactive", "divergence_explorer", "divergence_figure", "latent_interpolation",
@@ -111,6 +110,15 @@ def interactive(render: Callable[..., Any], **controls: Any) -> Explorer:
     Kinds: ``("float", default, min, max, step)``, ``("int", default, min, max)``,
     ``("choice", default, options)``. Example: ``interactive(f, mean=("float", 0.0, -4, 4, 0.1))``.
     """
+    if not callable(render):
+        raise TypeError(f"render must be a function (**values) -> matplotlib Figure, got {type(render).__name__}")
+    for name, spec in controls.items():   # checked in static mode too, so a mistake shows wherever it runs
+        if not isinstance(spec, (tuple, list)) or not spec or spec[0] not in _CONTROL_SHAPES:
+            raise ValueError(f"control {name!r}: expected a tuple (kind, default, ...) with kind 'float', 'int' or "
+                             f"'choice', got {spec!r}")
+        size, shape = _CONTROL_SHAPES[spec[0]]
+        if len(spec) != size:
+            raise ValueError(f"control {name!r}: a {spec[0]!r} control is {shape}, got {spec!r}")
     defaults = {name: spec[1] for name, spec in controls.items()}
     made = {}
     if _widgets_available():
@@ -125,11 +133,13 @@ def interactive(render: Callable[..., Any], **controls: Any) -> Explorer:
             elif kind == "int":
                 made[name] = w.IntSlider(value=spec[1], min=spec[2], max=spec[3], description=name,
                                          continuous_update=False, style=style)
-            elif kind == "choice":
-                made[name] = w.Dropdown(value=spec[1], options=spec[2], description=name, style=style)
             else:
-                raise ValueError(f"unknown control kind {kind!r} for {name!r}; use 'float', 'int' or 'choice'")
+                made[name] = w.Dropdown(value=spec[1], options=spec[2], description=name, style=style)
     return Explorer(render, made, defaults)
+
+
+_CONTROL_SHAPES = {"float": (5, "('float', default, min, max, step)"), "int": (4, "('int', default, min, max)"),
+                   "choice": (3, "('choice', default, options)")}
 
 
 # ----------------------------------------------------------------------------- notebook 01: D* and the JSD

@@ -39,10 +39,11 @@ def test_train_digits_in_process_and_sample_images(tmp_path, capsys):
                  "--image-size", "8", "--quiet"]) == 0
     assert "wrote" in capsys.readouterr().out
     assert all((out / n).is_file() for n in ("checkpoint.pt", "samples.png", "config.json", "metrics.json"))
-    assert main(["sample", "--checkpoint", str(out / "checkpoint.pt"), "--n", "10", "--out", str(tmp_path / "x.npy")]) == 0
+    ckpt = str(out / "checkpoint.pt")
+    assert main(["sample", "--checkpoint", ckpt, "--n", "10", "--out", str(tmp_path / "x.npy")]) == 0
     x = np.load(tmp_path / "x.npy")
     assert x.shape == (10, 1, 8, 8) and x.min() >= -1 and x.max() <= 1
-    assert main(["sample", "--checkpoint", str(out / "checkpoint.pt"), "--n", "16", "--out", str(tmp_path / "g.png")]) == 0
+    assert main(["sample", "--checkpoint", ckpt, "--n", "16", "--out", str(tmp_path / "g.png")]) == 0
     assert (tmp_path / "g.png").stat().st_size > 0
 
 
@@ -67,7 +68,8 @@ def test_help_is_clear(command):
     r = run_cli(*command, "--help", timeout=60)
     assert r.returncode == 0 and "usage: python -m course_lib" in r.stdout
     if command == ["train"]:
-        for flag in ("--data", "--loss", "--steps", "--epochs", "--batch-size", "--lr", "--seed", "--device", "--resume"):
+        for flag in ("--data", "--loss", "--steps", "--epochs", "--batch-size", "--lr", "--seed", "--device",
+                     "--resume"):
             assert flag in r.stdout
 
 

@@ -28,7 +28,8 @@ def test_student_notebooks_in_sync():
         student = ROOT / "notebooks" / name
         assert student.is_file(), f"notebooks/{name} missing; run python tools/make_student_notebooks.py"
         assert student.read_text(encoding="utf-8") == text, (
-            f"notebooks/{name} differs from what solutions/{name} generates; run python tools/make_student_notebooks.py")
+            f"notebooks/{name} differs from what solutions/{name} generates; "
+            "run python tools/make_student_notebooks.py")
     extra = {p.name for p in (ROOT / "notebooks").glob("*.ipynb")} - set(expected)
     assert not extra, f"student notebooks without a solution: {extra}"
 

@@ -1,0 +1,212 @@
+"""Benchmark of the course's training recipes against the article's vanilla settings, on a CPU.
+
+    python benchmarks/recipes.py                    # everything (~25 minutes on 2 cores)
+    python benchmarks/recipes.py --only ring8 --seeds 0 1
+    python benchmarks/recipes.py --quick            # a smoke test of the script (seconds; results not written)
+
+For each dataset it trains ``course_lib.recipes.RECIPES[data]`` (the course's defaults) and
+``course_lib.recipes.VANILLA[data]`` (the source article's hyper-parameters, made runnable) under the same
+training-time budget (the course recipe stops at its own step count if that comes first; vanilla always gets
+the whole budget), measures the samples with ``course_lib.metrics`` and writes
+``benchmarks/results-recipes.json`` and ``benchmarks/RESULTS-recipes.md`` (with the machine, the load, the seeds
+and the published figures to beat). Only training time counts (sampling and metrics are outside the clock).
+
+Definitions (never changed to pass a target): a 2-D sample is *high quality* within 3 std of its nearest centre;
+a mode is covered by at least 20 high-quality samples out of 2,500. Digits: ``metrics.evaluate_images`` with
+1,440 samples, k = 3 for precision/recall and k = 5 for density/coverage, each beside its real-versus-real floor
+(held-out test split against the train split, 359 images).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from course_lib import metrics  # noqa: E402
+from course_lib.recipes import RECIPES, VANILLA  # noqa: E402
+from course_lib.train import GANTrainer, TrainConfig  # noqa: E402
+
+BUDGET_S = {"ring8": 30.0, "grid25": 60.0, "digits": 120.0}
+SEEDS = {"ring8": [0, 1, 2, 3, 4], "grid25": [0, 1, 2, 3, 4], "digits": [0]}
+TARGETS = {
+    "ring8": "8/8 modes and >= 97% high-quality samples on every seed, <= 30 s of training each",
+    "grid25": "25/25 modes and >= 94% high-quality samples on every seed, <= 60 s of training each",
+    "digits": "Frechet distance <= 3x the real-vs-real floor, all 10 classes with none below 5%, precision and "
+              "recall >= 90% of their real-vs-real values (k = 3), <= 2 min of training",
+}
+PUBLISHED = {
+    "ring8": [("vanilla GAN (Metz et al. 2017)", "about 1", ""), ("Unrolled GAN (Metz et al. 2017)", "7.6", "36%"),
+              ("VEEGAN (Srivastava et al. 2017)", "8.0", "53%"), ("PacGAN2 (Lin et al. 2018)", "7.9", "95.6%"),
+              ("vanilla GAN in the PacGAN paper", "6.3", "98.2%")],
+    "grid25": [("VEEGAN (Srivastava et al. 2017)", "24.6", "40%"), ("PacGAN4 (Lin et al. 2018)", "24.8", "93.6%")],
+}
+NOTES_FILE = Path(__file__).with_name("recipes_notes.md")
+
+
+def machine() -> dict:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform()}
+
+
+def load() -> float:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return float("nan")
+
+
+def run_one(data: str, recipe: str, seed: int, budget_s: float, steps: int | None = None) -> dict:
+    # the course recipe runs its own step count (within the budget); vanilla gets the whole time budget
+    params = dict(RECIPES[data]) if recipe == "course" else {**VANILLA[data], "steps": 1_000_000}
+    if steps is not None:
+        params["steps"] = steps
+    cfg = TrainConfig(**{**params, "data": data, "seed": seed, "device": "cpu"})
+    trainer = GANTrainer(cfg, verbose=False)
+    load_before = load()
+    elapsed, chunk = 0.0, 100
+    while trainer.step < cfg.steps and elapsed < budget_s:
+        t0 = time.perf_counter()
+        trainer.fit(steps=min(chunk, cfg.steps - trainer.step), progress=False)
+        elapsed += time.perf_counter() - t0
+    row = {"data": data, "recipe": recipe, "seed": seed, "steps": trainer.step, "planned_steps": cfg.steps,
+           "train_seconds": round(elapsed, 2), "load_before": load_before, "load_after": load(),
+           "config": {k: v for k, v in cfg.to_dict().items() if k in params}}
+    if data in ("ring8", "grid25"):
+        m = metrics.mode_metrics(trainer.sample(2500), trainer.dataset.centres, trainer.dataset.std,
+                                 n_std=3.0, min_count=20)
+        row.update(modes=m["modes"], num_modes=m["num_modes"], high_quality=round(m["high_quality"], 4))
+    else:
+        r = metrics.evaluate_images(trainer.sample(1440), data=data, image_size=cfg.image_size or 16, k=3)
+        row.update({k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()})
+    return row
+
+
+def passes(row: dict) -> bool:
+    if row["data"] == "ring8":
+        return row["modes"] == 8 and row["high_quality"] >= 0.97
+    if row["data"] == "grid25":
+        return row["modes"] == 25 and row["high_quality"] >= 0.94
+    return (row["frechet_distance"] <= 3 * row["frechet_distance_real"] and row["classes_present"] == 1.0
+            and row["min_class_share"] >= 0.05 and row["precision"] >= 0.9 * row["precision_real"]
+            and row["recall"] >= 0.9 * row["recall_real"])
+
+
+def summary(rows: list[dict]) -> dict:
+    out = {}
+    for (data, recipe) in dict.fromkeys((r["data"], r["recipe"]) for r in rows):
+        rs = [r for r in rows if r["data"] == data and r["recipe"] == recipe]
+        s = {"seeds": [r["seed"] for r in rs], "all_pass": all(passes(r) for r in rs),
+             "max_train_seconds": max(r["train_seconds"] for r in rs), "mean_steps": sum(r["steps"] for r in rs) / len(rs)}
+        if "modes" in rs[0]:
+            s.update(mean_modes=sum(r["modes"] for r in rs) / len(rs), min_modes=min(r["modes"] for r in rs),
+                     mean_high_quality=sum(r["high_quality"] for r in rs) / len(rs),
+                     min_high_quality=min(r["high_quality"] for r in rs))
+        out[f"{data}/{recipe}"] = s
+    return out
+
+
+def markdown(result: dict) -> str:
+    m = result["machine"]
+    lines = ["# Recipe benchmark: the course's recipes against the article's vanilla settings", "",
+             "Written by `python benchmarks/recipes.py` (see its docstring for the definitions). "
+             f"Run {result['date']}, machine: {m['cpu']}, {m['cores']} cores, {m['torch_threads']} torch threads, "
+             f"torch {m['torch']}, Python {m['python']}. The machine was shared with other jobs: the load average "
+             "(1 min) before and after each run is recorded in `results-recipes.json`; training times are wall "
+             "clock and include that contention.", ""]
+    for data in ("ring8", "grid25", "digits"):
+        rows = [r for r in result["runs"] if r["data"] == data]
+        if not rows:
+            continue
+        lines += [f"## {data}", "", f"Target: {TARGETS[data]}.", ""]
+        if data in PUBLISHED:
+            lines += ["Published figures to beat (same data and definitions): " +
+                      "; ".join(f"{n}: {mo} modes" + (f", {hq} high quality" if hq else "")
+                                for n, mo, hq in PUBLISHED[data]) + ".", ""]
+        if data != "digits":
+            lines += ["| recipe | seed | steps | train s | load | modes | high quality | target met |",
+                      "|---|---|---|---|---|---|---|---|"]
+            for r in rows:
+                lines.append(f"| {r['recipe']} | {r['seed']} | {r['steps']} | {r['train_seconds']:.1f} | "
+                             f"{r['load_before']} | {r['modes']}/{r['num_modes']} | {100 * r['high_quality']:.1f}% | "
+                             f"{'yes' if passes(r) else 'no'} |")
+            for recipe in ("course", "vanilla"):
+                s = result["summary"].get(f"{data}/{recipe}")
+                if s:
+                    lines.append(f"\n**{recipe}**: mean {s['mean_modes']:.1f} modes (min {s['min_modes']}), mean "
+                                 f"{100 * s['mean_high_quality']:.1f}% high quality (min "
+                                 f"{100 * s['min_high_quality']:.1f}%), every seed meets the target: "
+                                 f"{'yes' if s['all_pass'] else 'no'}.")
+        else:
+            keys = ["frechet_distance", "precision", "recall", "density", "coverage", "classifier_score",
+                    "classes_present", "min_class_share", "memorisation_share_closer"]
+            lines += ["| recipe | seed | steps | train s | " + " | ".join(keys) + " | target met |",
+                      "|---|---|---|---|" + "---|" * len(keys) + "---|"]
+            for r in rows:
+                lines.append(f"| {r['recipe']} | {r['seed']} | {r['steps']} | {r['train_seconds']:.1f} | " +
+                             " | ".join(f"{r[k]:.3f}" for k in keys) + f" | {'yes' if passes(r) else 'no'} |")
+            r = rows[0]
+            lines.append("| real-vs-real floor | | | | " + " | ".join(f"{r[k + '_real']:.3f}" for k in keys) + " | |")
+            lines.append(f"\nClassifier held-out accuracy {r['classifier_accuracy']:.3f}; set metrics on chunks of "
+                         f"{r['n_eval']} samples, k = {r['k']} (precision/recall), k = {r['k_density']} "
+                         "(density/coverage).")
+        lines.append("")
+    if NOTES_FILE.is_file():
+        lines += [NOTES_FILE.read_text().strip(), ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--only", nargs="+", choices=list(BUDGET_S), default=list(BUDGET_S))
+    p.add_argument("--recipes", nargs="+", choices=("course", "vanilla"), default=["course", "vanilla"])
+    p.add_argument("--seeds", nargs="+", type=int, help="seeds (default: 5 for the mixtures, 1 for digits)")
+    p.add_argument("--quick", action="store_true", help="a few steps only, results not written")
+    p.add_argument("--out-dir", default=str(Path(__file__).parent))
+    args = p.parse_args(argv)
+    rows = []
+    for data in args.only:
+        for recipe in args.recipes:
+            for seed in args.seeds or SEEDS[data]:
+                row = run_one(data, recipe, seed, 3.0 if args.quick else BUDGET_S[data], 20 if args.quick else None)
+                rows.append(row)
+                shown = {k: row[k] for k in ("data", "recipe", "seed", "steps", "train_seconds", "load_before",
+                                             "modes", "high_quality", "frechet_distance", "frechet_distance_real",
+                                             "precision", "recall", "min_class_share") if k in row}
+                print(json.dumps(shown), flush=True)
+    out = Path(args.out_dir)
+    previous = out / "results-recipes.json"
+    if not args.quick and previous.is_file():  # keep the runs of the datasets / recipes not re-run now
+        redone = {(r["data"], r["recipe"]) for r in rows}
+        kept = [r for r in json.loads(previous.read_text()).get("runs", []) if (r["data"], r["recipe"]) not in redone]
+        rows = kept + rows
+        order = list(BUDGET_S)
+        rows.sort(key=lambda r: (order.index(r["data"]), r["recipe"] != "course", r["seed"]))
+    result = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(), "budgets_s": BUDGET_S,
+              "targets": TARGETS, "published": PUBLISHED, "summary": summary(rows), "runs": rows}
+    print(json.dumps(result["summary"], indent=1))
+    if not args.quick:
+        (out / "results-recipes.json").write_text(json.dumps(result, indent=1) + "\n")
+        (out / "RESULTS-recipes.md").write_text(markdown(result))
+        print(f"wrote {out / 'results-recipes.json'} and {out / 'RESULTS-recipes.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,67 @@
+"""The environment report: versions, device, budget, and dataset availability without any download."""
+import io
+
+import numpy as np
+import torch
+
+from course_lib import env_check
+
+
+def test_package_versions_reports_installed_and_missing():
+    v = env_check.package_versions({"torch": "torch", "numpy": "numpy", "no_such_module_xyz": "no-such"})
+    assert v["torch"] == torch.__version__ and v["numpy"] == np.__version__
+    assert v["no-such"] is None
+
+
+def test_dataset_status_offline_without_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_OFFLINE", "1")
+    s = env_check.dataset_status(tmp_path)
+    assert s["ring8"] == s["grid25"] == s["mixture1d"] == s["digits"] == "available"
+    assert s["mnist"].startswith("unavailable") and "COURSE_OFFLINE" in s["mnist"] and str(tmp_path) in s["mnist"]
+    assert list(tmp_path.iterdir()) == [], "checking must not create or download anything"
+
+
+def test_dataset_status_online_says_downloadable(tmp_path, monkeypatch):
+    monkeypatch.delenv("COURSE_OFFLINE", raising=False)
+    s = env_check.dataset_status(tmp_path)
+    assert s["fashion-mnist"].startswith("downloadable")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_dataset_status_finds_existing_mnist_files(tmp_path, monkeypatch):
+    """Tiny valid idx files in torchvision's layout count as 'available' even offline."""
+    monkeypatch.setenv("COURSE_OFFLINE", "1")
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    n = 3
+
+    def idx(dtype_code, dims, payload):
+        header = bytes([0, 0, dtype_code, len(dims)]) + b"".join(int(d).to_bytes(4, "big") for d in dims)
+        return header + payload
+
+    for prefix, count in (("train", n), ("t10k", n)):
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(idx(0x08, (count, 28, 28), bytes(count * 28 * 28)))
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(idx(0x08, (count,), bytes(range(count))))
+    s = env_check.dataset_status(tmp_path)
+    assert s["mnist"] == "available", s["mnist"]
+    assert s["fashion-mnist"].startswith("unavailable")
+
+
+def test_report_prints_and_returns(monkeypatch, tmp_path):
+    monkeypatch.setenv("COURSE_QUICK", "1")
+    monkeypatch.delenv("COURSE_BUDGET", raising=False)
+    buf = io.StringIO()
+    env = env_check.report(tmp_path, file=buf)
+    text = buf.getvalue()
+    assert env["budget"] == "quick" and env["device"] in ("cpu", "cuda", "mps")
+    assert f"torch         {torch.__version__}" in text
+    assert "budget mode   quick" in text and "digits" in text and "mnist" in text
+    assert text.rstrip().splitlines()[-1].startswith("Ready")
+
+
+def test_report_flags_missing_required_package(monkeypatch):
+    env = env_check.environment()
+    env["packages"] = dict(env["packages"], torch=None)
+    text = env_check.format_report(env)
+    assert "torch         NOT INSTALLED" in text
+    assert "PROBLEM" in text and "pip install" in text

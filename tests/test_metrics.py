@@ -1,0 +1,246 @@
+"""Known-answer tests of course_lib.metrics, the digits classifier and `python -m course_lib evaluate`."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from course_lib import data, metrics
+from course_lib.classifier import get_classifier
+
+
+@pytest.fixture(scope="module")
+def clf():
+    return get_classifier("digits", image_size=16)
+
+
+@pytest.fixture(scope="module")
+def digits_split():
+    return data.load("digits", image_size=16, split="train"), data.load("digits", image_size=16, split="test")
+
+
+# ----------------------------------------------------------------------------- Frechet distance
+
+def test_frechet_identical_sets_is_zero():
+    x = torch.randn(500, 8, generator=torch.Generator().manual_seed(0))
+    assert metrics.frechet_distance(x, x) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_frechet_gaussians_closed_form():
+    # N(0, I) vs N(m, s^2 I) in F dims: |m|^2 + F (1 - s)^2
+    f, s = 6, 2.0
+    mu2 = np.arange(f, dtype=float)
+    d = metrics.frechet_distance_gaussians(np.zeros(f), np.eye(f), mu2, s ** 2 * np.eye(f))
+    assert d == pytest.approx((mu2 ** 2).sum() + f * (1 - s) ** 2, rel=1e-10)
+    # non-commuting full covariances: compare with scipy's sqrtm formula
+    from scipy.linalg import sqrtm
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(f, f)), rng.normal(size=(f, f))
+    c1, c2 = a @ a.T, b @ b.T
+    m1, m2 = rng.normal(size=f), rng.normal(size=f)
+    ref = ((m1 - m2) ** 2).sum() + np.trace(c1 + c2 - 2 * sqrtm(c1 @ c2).real)
+    assert metrics.frechet_distance_gaussians(m1, c1, m2, c2) == pytest.approx(ref, rel=1e-6)
+
+
+def test_frechet_shifted_samples_match_closed_form():
+    g = torch.Generator().manual_seed(1)
+    a = torch.randn(20000, 4, generator=g, dtype=torch.float64)
+    b = torch.randn(20000, 4, generator=g, dtype=torch.float64) * 0.5 + 3.0
+    expected = 4 * 3.0 ** 2 + 4 * (1 - 0.5) ** 2  # 37
+    assert metrics.frechet_distance(a, b) == pytest.approx(expected, rel=0.02)
+
+
+def test_frechet_singular_covariance_is_finite():
+    x = torch.randn(5, 32, generator=torch.Generator().manual_seed(0))  # fewer samples than features
+    d = metrics.frechet_distance(x, x + 1)
+    assert d == pytest.approx(32.0, rel=1e-6)
+
+
+def test_frechet_bad_input():
+    with pytest.raises(ValueError, match="NaN"):
+        metrics.frechet_distance(torch.full((10, 3), float("nan")), torch.randn(10, 3))
+    with pytest.raises(ValueError, match="feature sizes differ"):
+        metrics.frechet_distance(torch.randn(10, 3), torch.randn(10, 4))
+    with pytest.raises(ValueError, match=r"\(N, F\)"):
+        metrics.frechet_distance(torch.randn(10), torch.randn(10))
+    with pytest.raises(ValueError, match="at least 2"):
+        metrics.frechet_distance(torch.randn(1, 3), torch.randn(10, 3))
+
+
+# ----------------------------------------------------------------------------- classes
+
+def test_classifier_score_and_coverage_known_answers():
+    one_class = torch.zeros(100, 10)
+    one_class[:, 3] = 1
+    assert metrics.classifier_score(one_class) == pytest.approx(1.0)
+    cov = metrics.class_coverage(one_class)
+    assert cov["classes_present"] == pytest.approx(0.1)
+    assert cov["min_class_share"] == 0 and cov["max_class_share"] == 1
+    assert cov["tv_from_uniform"] == pytest.approx(0.9)
+    assert cov["kl_from_uniform"] == pytest.approx(math.log(10))
+
+    balanced = torch.eye(10).repeat(10, 1)
+    assert metrics.classifier_score(balanced) == pytest.approx(10.0, rel=1e-6)
+    cov = metrics.class_coverage(torch.arange(100) % 10)
+    assert cov["classes_present"] == 1 and cov["tv_from_uniform"] == pytest.approx(0)
+    assert metrics.classifier_score(torch.full((50, 10), 0.1)) == pytest.approx(1.0)
+
+
+def test_class_metrics_bad_input():
+    with pytest.raises(ValueError, match="softmax"):
+        metrics.classifier_score(torch.randn(10, 10))
+    with pytest.raises(ValueError, match=r"\[0, 10\)"):
+        metrics.class_coverage(torch.tensor([0, 12]))
+    with pytest.raises(ValueError, match="columns"):
+        metrics.class_coverage(torch.full((4, 5), 0.2), num_classes=10)
+
+
+# ----------------------------------------------------------------------------- k-NN metrics
+
+def test_precision_recall_density_coverage_identical_and_disjoint():
+    x = torch.randn(300, 5, generator=torch.Generator().manual_seed(0))
+    pr = metrics.precision_recall(x, x, k=3)
+    assert pr["precision"] == 1.0 and pr["recall"] == 1.0
+    dc = metrics.density_coverage(x, x, k=5)
+    assert dc["coverage"] == 1.0 and dc["density"] >= 1.0
+    far = x + 100.0
+    pr = metrics.precision_recall(x, far, k=3)
+    assert pr["precision"] == 0.0 and pr["recall"] == 0.0
+    assert metrics.density_coverage(x, far)["coverage"] == 0.0
+
+
+def test_precision_recall_half_the_modes():
+    g = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[0.0, 0.0], [10.0, 0.0]])
+    real = centres[torch.arange(400) % 2] + 0.1 * torch.randn(400, 2, generator=g)
+    fake = centres[0] + 0.1 * torch.randn(400, 2, generator=g)  # one mode only: precise, half the recall
+    pr = metrics.precision_recall(real, fake, k=3)
+    assert pr["precision"] > 0.95
+    assert 0.4 < pr["recall"] < 0.55
+    assert 0.4 < metrics.density_coverage(real, fake)["coverage"] < 0.55
+
+
+def test_knn_metrics_bad_input():
+    with pytest.raises(ValueError, match="too few for k=3"):
+        metrics.precision_recall(torch.randn(3, 2), torch.randn(10, 2), k=3)
+    with pytest.raises(ValueError, match="NaN"):
+        metrics.density_coverage(torch.randn(10, 2), torch.full((10, 2), float("inf")))
+
+
+# ----------------------------------------------------------------------------- memorisation
+
+def test_memorisation_flags_copies(digits_split):
+    train, test = digits_split
+    copies = train.x[:200]
+    mem = metrics.memorisation(copies, train.x, test.x)
+    assert mem["share_exact"] == 1.0 and mem["share_closer"] == 1.0 and mem["median_ratio"] == 0.0
+    honest = metrics.memorisation(test.x[:180], train.x, test.x[180:])
+    assert honest["share_exact"] == 0.0 and honest["share_closer"] < 0.1
+    assert 0.7 < honest["median_ratio"] < 1.4
+
+
+# ----------------------------------------------------------------------------- 2-D modes
+
+def test_mode_metrics_exact_centres_and_far_points():
+    ds = data.load("ring8")
+    on_centres = ds.centres.repeat(25, 1)
+    m = metrics.mode_metrics(on_centres, ds.centres, ds.std)
+    assert m["modes"] == 8 and m["high_quality"] == 1.0 and m["counts"] == [25] * 8
+    far = torch.full((200, 2), 50.0)
+    m = metrics.mode_metrics(far, ds.centres, ds.std)
+    assert m["modes"] == 0 and m["high_quality"] == 0.0
+
+
+# ----------------------------------------------------------------------------- classifier and images
+
+def test_classifier_accuracy_and_shapes(clf, digits_split):
+    assert clf.accuracy >= 0.97
+    _, test = digits_split
+    x = test.x[:7]
+    assert clf(x).shape == (7, 10)
+    assert clf.features(x).shape == (7, clf.feature_dim)
+    p = clf.predict_proba(x)
+    assert torch.allclose(p.sum(1), torch.ones(7), atol=1e-5)
+    assert get_classifier("digits", image_size=16) is clf  # cached
+    with pytest.raises(ValueError, match="expects images of shape"):
+        clf.features(torch.zeros(2, 1, 8, 8))
+
+
+def test_evaluate_images_one_class_generator_and_real_floor(clf, digits_split):
+    train, test = digits_split
+    ones = train.x[train.y == 1]
+    fake = ones[torch.arange(400) % len(ones)] + 0.05 * torch.randn(400, 1, 16, 16,
+                                                                      generator=torch.Generator().manual_seed(0))
+    r = metrics.evaluate_images(fake.clamp(-1, 1))
+    assert r["classes_present"] == pytest.approx(0.1)
+    assert r["classes_present_real"] == 1.0
+    assert r["recall"] < 0.3 * r["recall_real"]
+    assert r["frechet_distance"] > 10 * r["frechet_distance_real"]
+    assert r["classifier_score"] < 1.5 < r["classifier_score_real"]
+    assert r["k"] == 3 and r["n_eval"] == len(test)
+    with pytest.raises(ValueError, match="image_size"):
+        metrics.evaluate_images(torch.zeros(400, 1, 8, 8))
+    with pytest.raises(ValueError, match="NaN"):
+        metrics.evaluate_images(torch.full((400, 1, 16, 16), float("nan")))
+
+
+# ----------------------------------------------------------------------------- CLI
+
+def _tiny_checkpoint(tmp_path, data_name, **changes):
+    from course_lib.train import GANTrainer, TrainConfig
+
+    cfg = TrainConfig.for_data(data_name, steps=3, checkpoint_every=3, device="cpu", **changes)
+    trainer = GANTrainer(cfg, out_dir=tmp_path / data_name, verbose=False)
+    trainer.fit()
+    return trainer.last_checkpoint
+
+
+def test_evaluate_cli_images(tmp_path, capsys, clf):
+    from course_lib.cli import main
+
+    ckpt = _tiny_checkpoint(tmp_path, "digits", batch_size=32)
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", "--checkpoint", str(ckpt), "--n", "400", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    for key in ("frechet_distance", "precision", "recall", "density", "coverage", "classifier_score",
+                "classes_present", "memorisation_share_closer"):
+        assert key in result and f"{key}_real" in result
+    assert result["frechet_distance"] > result["frechet_distance_real"]  # 3 steps of training: poor samples
+    printed = capsys.readouterr().out
+    assert "frechet_distance" in printed and "real floor" in printed
+
+
+def test_evaluate_cli_points(tmp_path, capsys):
+    from course_lib.cli import main
+
+    ckpt = _tiny_checkpoint(tmp_path, "ring8")
+    assert main(["evaluate", "--checkpoint", str(ckpt), "--n", "500"]) == 0
+    result = json.loads((ckpt.parent / "evaluation.json").read_text())
+    assert result["modes_real"] == 8 and result["high_quality_real"] > 0.98
+    assert 0 <= result["modes"] <= 8 and 0 <= result["high_quality"] <= 1
+    assert "modes" in capsys.readouterr().out
+
+
+def test_evaluate_cli_missing_checkpoint(tmp_path, capsys):
+    from course_lib.cli import main
+
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "nope.pt")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_classifier_disk_cache_round_trip_and_damaged_file(clf, tmp_path):
+    from course_lib import classifier as C
+
+    path = tmp_path / "clf.pt"
+    C._save_cached(clf, path)
+    back = C._load_cached(path, "digits", 16, 0)
+    assert back is not None and back.accuracy == clf.accuracy
+    x = torch.zeros(2, 1, 16, 16)
+    assert torch.allclose(back(x), clf(x))
+    assert C._load_cached(path, "digits", 32, 0) is None  # another size: retrain
+    path.write_bytes(b"not a checkpoint")
+    assert C._load_cached(path, "digits", 16, 0) is None  # damaged: retrain, silently

@@ -1,0 +1,87 @@
+"""The numerical theory checks of notebooks 01 and 02: D*, V(D, G), C(G) = -log 4 + 2 JSD, loss gradients."""
+import math
+
+import pytest
+import torch
+
+from course_lib import data, losses, theory, widgets
+
+X = torch.linspace(-10, 10, 4001, dtype=torch.float64)
+
+
+def test_gaussian_pdf_integrates_to_one_and_checks_std():
+    assert math.isclose(float(torch.trapezoid(theory.gaussian_pdf(X, 1.0, 0.7), X)), 1.0, abs_tol=1e-9)
+    with pytest.raises(ValueError, match="std"):
+        theory.gaussian_pdf(X, 0.0, 0.0)
+
+
+def test_samplers_shapes_moments_and_repeatability():
+    m = theory.sample_mixture1d(40_000, seed=3)
+    assert m.shape == (40_000, 1) and m.dtype == torch.float32
+    assert torch.equal(m, theory.sample_mixture1d(40_000, seed=3))
+    assert abs(float(m.mean())) < 0.05 and abs(float(m.var()) - (4 + 0.25)) < 0.1   # means -2, 2; std 0.5
+    g = theory.sample_gaussian(40_000, 1.5, 0.5, seed=1)
+    assert abs(float(g.mean()) - 1.5) < 0.02 and abs(float(g.std()) - 0.5) < 0.02
+    with pytest.raises(ValueError, match="positive integer"):
+        theory.sample_mixture1d(0)
+
+
+def test_value_function_at_optimum_equals_minus_log4_plus_2jsd():
+    p_data = data.mixture1d_pdf(X)
+    for mean, std in ((0.0, 1.0), (2.0, 0.5), (-1.0, 1.5)):
+        p_g = theory.gaussian_pdf(X, mean, std)
+        d_star = widgets.optimal_discriminator(p_data, p_g)
+        v_star = theory.value_function(d_star, p_data, p_g, X)
+        jsd = widgets.jsd_by_quadrature(p_data, p_g, X)
+        assert math.isclose(v_star, -math.log(4) + 2 * jsd, abs_tol=1e-7)
+        # D* is the maximiser: any other D scores lower
+        for other in (torch.full_like(X, 0.5), (d_star * 0.9 + 0.05)):
+            assert theory.value_function(other, p_data, p_g, X) < v_star
+    # p_g = p_data: D* = 1/2 and V = -log 4
+    d_half = widgets.optimal_discriminator(p_data, p_data)
+    assert math.isclose(theory.value_function(d_half, p_data, p_data, X), -math.log(4), abs_tol=1e-7)
+
+
+def test_value_function_rejects_logits():
+    p = theory.gaussian_pdf(X)
+    with pytest.raises(ValueError, match="probabilities"):
+        theory.value_function(X, p, p, X)
+
+
+def test_fitted_discriminator_approaches_closed_form():
+    real = theory.sample_mixture1d(20_000, seed=1)
+    fake = theory.sample_gaussian(20_000, 0.5, 1.5, seed=2)
+    x = torch.linspace(-6, 6, 601, dtype=torch.float64)
+    p_data, p_g = data.mixture1d_pdf(x), theory.gaussian_pdf(x, 0.5, 1.5)
+    d_star = widgets.optimal_discriminator(p_data, p_g)
+    threads = torch.get_num_threads()
+    D = theory.fit_discriminator_1d(real, fake, steps=600, seed=0)
+    assert torch.get_num_threads() == threads, "the caller's thread count must be restored"
+    d = theory.discriminator_probs(D, x)
+    assert d.shape == x.shape and bool(((d > 0) & (d < 1)).all())
+    mask = (p_data + p_g) > 0.05
+    assert float((d - d_star).abs()[mask].max()) < 0.08
+    v, v_star = theory.value_function(d, p_data, p_g, x), theory.value_function(d_star, p_data, p_g, x)
+    assert v <= v_star + 1e-6 and v_star - v < 0.02
+    # repeatable on the CPU
+    D2 = theory.fit_discriminator_1d(real, fake, steps=600, seed=0)
+    assert torch.equal(theory.discriminator_probs(D2, x), d)
+
+
+def test_fit_discriminator_rejects_flat_samples():
+    with pytest.raises(ValueError, match=r"\(N, 1\)"):
+        theory.fit_discriminator_1d(torch.zeros(10), torch.zeros(10, 1), steps=1)
+
+
+def test_logit_gradient_matches_the_closed_forms():
+    d = torch.tensor([0.01, 0.3, 0.5, 0.99], dtype=torch.float64)
+    loss, grad = theory.logit_gradient(losses.g_loss_saturating, d)
+    assert torch.allclose(loss, torch.log1p(-d)) and torch.allclose(grad, -d)
+    loss, grad = theory.logit_gradient(losses.g_loss_nonsaturating, d)
+    assert torch.allclose(loss, -torch.log(d)) and torch.allclose(grad, -(1 - d))
+    _, grad = theory.logit_gradient(losses.g_loss_lsgan, d)
+    assert torch.allclose(grad, torch.logit(d) - 1)
+    _, grad = theory.logit_gradient(losses.g_loss_hinge, d)
+    assert torch.allclose(grad, -torch.ones_like(d))
+    with pytest.raises(ValueError, match="strictly between"):
+        theory.logit_gradient(losses.g_loss_hinge, torch.tensor([0.0, 0.5]))
