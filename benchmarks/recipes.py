@@ -113,7 +113,8 @@ def summary(rows: list[dict]) -> dict:
     for (data, recipe) in dict.fromkeys((r["data"], r["recipe"]) for r in rows):
         rs = [r for r in rows if r["data"] == data and r["recipe"] == recipe]
         s = {"seeds": [r["seed"] for r in rs], "all_pass": all(passes(r) for r in rs),
-             "max_train_seconds": max(r["train_seconds"] for r in rs), "mean_steps": sum(r["steps"] for r in rs) / len(rs)}
+             "max_train_seconds": max(r["train_seconds"] for r in rs),
+             "mean_steps": sum(r["steps"] for r in rs) / len(rs)}
         if "modes" in rs[0]:
             s.update(mean_modes=sum(r["modes"] for r in rs) / len(rs), min_modes=min(r["modes"] for r in rs),
                      mean_high_quality=sum(r["high_quality"] for r in rs) / len(rs),

@@ -45,6 +45,7 @@ __all__ = ["TrainConfig", "GANTrainer", "NonFiniteLossError", "load_generator", 
 
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")
 NAN_POLICIES = ("stop", "skip")
+LR_SCHEDULES = ("constant", "linear")
 # Fields that define the networks' shapes: a checkpoint only loads into a config that agrees on all of them.
 MODEL_FIELDS = ("data", "model", "image_size", "latent_dim", "g_width", "d_width", "depth", "conditional",
                 "spectral_norm")
@@ -86,6 +87,7 @@ class TrainConfig:
     lr_g: float = 2e-4
     lr_d: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)
+    lr_schedule: str = "constant"
     n_critic: int | None = None
     label_smoothing: float = 0.0
     gp_weight: float | None = None
@@ -153,6 +155,8 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be a float in (0, 1) (e.g. 0.999) or None, got {self.ema_decay!r}")
         if self.amp not in AMP_CHOICES:
             raise ValueError(f"unknown amp mode {self.amp!r}; valid choices are {', '.join(AMP_CHOICES)}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; valid choices are {', '.join(LR_SCHEDULES)}")
         if self.nan_policy not in NAN_POLICIES:
             raise ValueError(f"unknown nan_policy {self.nan_policy!r}; valid choices are {', '.join(NAN_POLICIES)}")
         if self.split not in ("train", "test", "all"):
@@ -163,6 +167,15 @@ class TrainConfig:
             raise ValueError(f"dataset {self.data!r} holds points: use model='mlp' (the 'dcgan' model is for images)")
         if self.conditional and self.model != "dcgan":
             raise ValueError("conditional=True needs model='dcgan' on a labelled image dataset")
+
+    def lr_factor(self, step: int) -> float:
+        """Learning-rate multiplier for generator step ``step`` (0-based): 1 for ``"constant"``; for ``"linear"``
+        it falls from 1 at step 0 to 1/steps at the last step (a linear decay to zero over the run, which lets
+        the generator settle on the modes instead of circling them). A pure function of the step, so a resumed
+        run follows the same schedule without extra state."""
+        if self.lr_schedule == "linear":
+            return max(1.0 - step / self.steps, 0.0) or 1.0 / self.steps
+        return 1.0
 
     @property
     def n_critic_effective(self) -> int:
@@ -345,7 +358,7 @@ class GANTrainer:
     def _announce(self) -> None:
         cfg = self.config
         eff = f"batch {cfg.batch_size}"
-        lr = f"lr G {cfg.lr_g:g} D {cfg.lr_d:g}"
+        lr = f"lr G {cfg.lr_g:g} D {cfg.lr_d:g}" + (" (linear decay to 0)" if cfg.lr_schedule == "linear" else "")
         if self.distributed:
             eff = f"effective batch {cfg.batch_size} = {self.world_size} processes x {self.local_batch}"
             lr = f"effective {lr} (gradients are averaged over processes; the lr is not scaled)"
@@ -440,6 +453,10 @@ class GANTrainer:
         cfg = self.config
         B = self.local_batch
         gp_w = cfg.gp_weight_effective
+        factor = cfg.lr_factor(self.step)
+        for opt, lr in ((self.opt_G, cfg.lr_g), (self.opt_D, cfg.lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = lr * factor
         for _ in range(cfg.n_critic_effective):
             x, y = self._real_batch()
             z, _ = self._noise(B)

@@ -15,6 +15,7 @@ import torch
 
 from course_lib.checkpoint import load_checkpoint
 from course_lib.cli import main
+from course_lib.recipes import RECIPES
 from course_lib.train import GANTrainer, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,8 +46,9 @@ def test_two_process_run_writes_one_set_of_files_that_resume_in_one_process(tmp_
     text = proc.stdout + proc.stderr
     assert proc.returncode == 0, text[-4000:]
     # rank 0 reports the effective (global) batch and learning rate, once
-    assert "effective batch 256 = 2 processes x 128" in text
-    assert "effective lr G 0.0005 D 0.0005" in text
+    recipe = RECIPES["ring8"]
+    assert f"effective batch {recipe['batch_size']} = 2 processes x {recipe['batch_size'] // 2}" in text
+    assert f"effective lr G {recipe['lr_g']:g} D {recipe['lr_d']:g}" in text
     assert text.count("[course_lib] ring8") == 1 and text.count("wrote ") == 1
     # only rank 0 writes, and only the run's folder
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "config.json", "metrics.json", "samples.png"]
@@ -59,7 +61,7 @@ def test_two_process_run_writes_one_set_of_files_that_resume_in_one_process(tmp_
     # the distributed checkpoint continues in a single process (a plain state dict: no 'module.' prefixes)
     assert not any(k.startswith("module.") for k in state["G"])
     single = GANTrainer.from_checkpoint(out / "checkpoint.pt", verbose=False, steps=45)
-    assert single.world_size == 1 and single.local_batch == 256 and single.step == 30
+    assert single.world_size == 1 and single.local_batch == RECIPES["ring8"]["batch_size"] and single.step == 30
     for k, v in single.G.state_dict().items():
         assert torch.equal(v, state["G"][k])
     single.fit(progress=False)
