@@ -4,7 +4,9 @@
     python benchmarks/recipes.py --only ring8 --seeds 0 1
     python benchmarks/recipes.py --quick            # a smoke test of the script (seconds; results not written)
 
-For each dataset it trains ``course_lib.recipes.RECIPES[data]`` (the course's defaults) and
+For each dataset it trains ``course_lib.recipes.RECIPES[data]`` (the course's defaults), for digits also the
+same recipe class-conditional (``conditional=True``, as in notebook 08; samples are drawn with uniformly random
+labels, so the generated set is still judged as a whole against the whole data), and
 ``course_lib.recipes.VANILLA[data]`` (the source article's hyper-parameters, made runnable) under the same
 training-time budget (the course recipe stops at its own step count if that comes first; vanilla always gets
 the whole budget), measures the samples with ``course_lib.metrics`` and writes
@@ -49,6 +51,7 @@ PUBLISHED = {
               ("vanilla GAN in the PacGAN paper", "6.3", "98.2%")],
     "grid25": [("VEEGAN (Srivastava et al. 2017)", "24.6", "40%"), ("PacGAN4 (Lin et al. 2018)", "24.8", "93.6%")],
 }
+RECIPE_NAMES = ("course", "conditional", "vanilla")  # "conditional": digits only
 NOTES_FILE = Path(__file__).with_name("recipes_notes.md")
 
 
@@ -74,7 +77,10 @@ def load() -> float:
 
 def run_one(data: str, recipe: str, seed: int, budget_s: float, steps: int | None = None) -> dict:
     # the course recipe runs its own step count (within the budget); vanilla gets the whole time budget
-    params = dict(RECIPES[data]) if recipe == "course" else {**VANILLA[data], "steps": 1_000_000}
+    if recipe == "vanilla":
+        params = {**VANILLA[data], "steps": 1_000_000}
+    else:
+        params = dict(RECIPES[data], **({"conditional": True} if recipe == "conditional" else {}))
     if steps is not None:
         params["steps"] = steps
     cfg = TrainConfig(**{**params, "data": data, "seed": seed, "device": "cpu"})
@@ -147,7 +153,7 @@ def markdown(result: dict) -> str:
                 lines.append(f"| {r['recipe']} | {r['seed']} | {r['steps']} | {r['train_seconds']:.1f} | "
                              f"{r['load_before']} | {r['modes']}/{r['num_modes']} | {100 * r['high_quality']:.1f}% | "
                              f"{'yes' if passes(r) else 'no'} |")
-            for recipe in ("course", "vanilla"):
+            for recipe in RECIPE_NAMES:
                 s = result["summary"].get(f"{data}/{recipe}")
                 if s:
                     lines.append(f"\n**{recipe}**: mean {s['mean_modes']:.1f} modes (min {s['min_modes']}), mean "
@@ -176,14 +182,14 @@ def markdown(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", nargs="+", choices=list(BUDGET_S), default=list(BUDGET_S))
-    p.add_argument("--recipes", nargs="+", choices=("course", "vanilla"), default=["course", "vanilla"])
+    p.add_argument("--recipes", nargs="+", choices=RECIPE_NAMES, default=list(RECIPE_NAMES))
     p.add_argument("--seeds", nargs="+", type=int, help="seeds (default: 5 for the mixtures, 1 for digits)")
     p.add_argument("--quick", action="store_true", help="a few steps only, results not written")
     p.add_argument("--out-dir", default=str(Path(__file__).parent))
     args = p.parse_args(argv)
     rows = []
     for data in args.only:
-        for recipe in args.recipes:
+        for recipe in [r for r in args.recipes if r != "conditional" or data == "digits"]:
             for seed in args.seeds or SEEDS[data]:
                 row = run_one(data, recipe, seed, 3.0 if args.quick else BUDGET_S[data], 20 if args.quick else None)
                 rows.append(row)
@@ -198,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         kept = [r for r in json.loads(previous.read_text()).get("runs", []) if (r["data"], r["recipe"]) not in redone]
         rows = kept + rows
         order = list(BUDGET_S)
-        rows.sort(key=lambda r: (order.index(r["data"]), r["recipe"] != "course", r["seed"]))
+        rows.sort(key=lambda r: (order.index(r["data"]), RECIPE_NAMES.index(r["recipe"]), r["seed"]))
     result = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(), "budgets_s": BUDGET_S,
               "targets": TARGETS, "published": PUBLISHED, "summary": summary(rows), "runs": rows}
     print(json.dumps(result["summary"], indent=1))

@@ -55,7 +55,7 @@ def _unit_float(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     from .data import DATASETS
     from .losses import LOSSES
-    from .train import AMP_CHOICES
+    from .train import AMP_CHOICES, LR_SCHEDULES
 
     p = argparse.ArgumentParser(prog="python -m course_lib",
                                 description="Train GANs, sample from them and evaluate them (GAN course).")
@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--epochs", type=_positive_int, help="passes over the data (instead of --steps)")
     t.add_argument("--batch-size", type=_positive_int, help="global batch size")
     t.add_argument("--lr", type=_positive_float, help="learning rate of both networks")
+    t.add_argument("--lr-schedule", choices=LR_SCHEDULES,
+                   help="constant, or linear decay to 0 over the run (default: the recipe's)")
     t.add_argument("--seed", type=_nonneg_int, default=0, help="random seed")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     t.add_argument("--image-size", type=_positive_int, help="image size for image data (8, 16, 32 or 64)")
@@ -81,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--spectral-norm", action="store_true", help="spectral normalisation in D")
     t.add_argument("--label-smoothing", type=_unit_float, help="one-sided label smoothing of real targets")
     t.add_argument("--r1-gamma", type=float, help="weight of the R1 penalty")
+    t.add_argument("--r1-every", type=_positive_int, help="compute R1 every k steps, weighted k times (lazy R1)")
     t.add_argument("--ema", type=_unit_float, help="EMA decay of the generator (0 turns EMA off)")
     t.add_argument("--amp", choices=AMP_CHOICES, default="auto", help="mixed precision")
     t.add_argument("--no-compile", action="store_true", help="never use torch.compile")
@@ -131,7 +134,9 @@ def _train_config(args):
                "fallback": args.fallback}
     for key, attr in (("loss", "loss"), ("steps", "steps"), ("batch_size", "batch_size"),
                       ("image_size", "image_size"), ("latent_dim", "latent_dim"), ("r1_gamma", "r1_gamma"),
-                      ("label_smoothing", "label_smoothing"), ("checkpoint_every", "checkpoint_every")):
+                      ("r1_every", "r1_every"),
+                      ("label_smoothing", "label_smoothing"), ("checkpoint_every", "checkpoint_every"),
+                      ("lr_schedule", "lr_schedule")):
         v = getattr(args, attr)
         if v is not None:
             changes[key] = v
@@ -153,8 +158,8 @@ def _train_config(args):
 
 
 # train options that a resumed run takes from its checkpoint instead
-RESUME_FIXED = ("loss", "epochs", "batch_size", "lr", "image_size", "latent_dim", "conditional", "spectral_norm",
-                "label_smoothing", "r1_gamma", "ema", "fallback")
+RESUME_FIXED = ("loss", "epochs", "batch_size", "lr", "lr_schedule", "image_size", "latent_dim", "conditional",
+                "spectral_norm", "label_smoothing", "r1_gamma", "r1_every", "ema", "fallback")
 
 
 def cmd_train(args) -> int:
@@ -198,7 +203,9 @@ def cmd_train(args) -> int:
         return 130 if trainer.interrupted else 0
     summary = {"data": config.data, "steps": trainer.step, "train_seconds": round(seconds, 2),
                "interrupted": trainer.interrupted, "skipped_steps": trainer.skipped_steps,
-               "device": str(trainer.device), "world_size": trainer.world_size}
+               "device": str(trainer.device), "world_size": trainer.world_size,
+               "batch_size": config.batch_size, "batch_per_process": trainer.local_batch,
+               "lr_g": config.lr_g, "lr_d": config.lr_d, "lr_schedule": config.lr_schedule}
     summary.update(metrics.summarize(trainer))
     (out / "metrics.json").write_text(json.dumps({"final": summary, "history": trainer.history}) + "\n")
     import matplotlib

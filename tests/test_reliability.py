@@ -524,7 +524,7 @@ BAD_INPUTS = [
      lambda c: GANTrainer.from_checkpoint(c.ring_ckpt, dataset=c.ring, latent_dim=16, verbose=False),
      CheckpointError, r"cannot change \['latent_dim'\] when resuming"),
     ("checkpoint into a config with another latent size", _trainer_with_other_latent, CheckpointError,
-     r"latent_dim: checkpoint has 8, the model asked for has 16"),
+     r"latent_dim: checkpoint has 2, the model asked for has 16"),
     ("checkpoint into models of other widths", _trainer_with_other_widths, CheckpointError,
      r"does not fit the models of this config: .*size mismatch"),
     ("checkpoint onto data with another channel count",

@@ -128,6 +128,34 @@ def test_resume_equals_uninterrupted_run(tmp_path, name, extra):
     assert torch.equal(full.sample(50), resumed.sample(50))
 
 
+def test_linear_lr_schedule_decays_to_zero_over_the_run_and_constant_keeps_the_rate():
+    cfg = small("ring8", lr_schedule="linear", steps=10, lr_g=1e-3, lr_d=2e-3)
+    assert [cfg.lr_factor(s) for s in (0, 5, 9)] == pytest.approx([1.0, 0.5, 0.1])
+    assert cfg.lr_factor(10) == cfg.lr_factor(50) == pytest.approx(0.1)  # past the plan: the last step's rate
+    trainer = GANTrainer(cfg, verbose=False)
+    seen = []
+    trainer.callbacks.append(lambda t: seen.append((t.opt_G.param_groups[0]["lr"], t.opt_D.param_groups[0]["lr"])))
+    trainer.config.callback_every = 1
+    trainer.fit()
+    assert seen[0] == pytest.approx((1e-3, 2e-3)) and seen[-1] == pytest.approx((1e-4, 2e-4))
+    assert all(a[0] > b[0] for a, b in zip(seen, seen[1:]))
+    const = GANTrainer(small("ring8", lr_schedule="constant", steps=3), verbose=False)
+    const.fit()
+    assert const.opt_G.param_groups[0]["lr"] == const.config.lr_g
+
+
+def test_lazy_r1_is_applied_every_kth_step_with_k_times_the_weight():
+    every = GANTrainer(small("ring8", r1_gamma=1.0, r1_every=1, steps=6), verbose=False)
+    lazy = GANTrainer(small("ring8", r1_gamma=1.0, r1_every=3, steps=6), verbose=False)
+    every.fit()
+    lazy.fit()
+    pen = lazy.history["penalty"]
+    assert [p > 0 for p in pen] == [True, False, False, True, False, False]
+    assert pen[0] == pytest.approx(3 * every.history["penalty"][0], rel=1e-5)  # same start, same first batch
+    with pytest.raises(ValueError, match="r1_every"):
+        small("ring8", r1_every=0)
+
+
 def test_checkpoint_round_trip_and_contents(tmp_path):
     trainer = GANTrainer(small("digits", ema_decay=0.99), out_dir=tmp_path, verbose=False)
     trainer.fit()
@@ -176,6 +204,7 @@ def test_batch_larger_than_dataset_and_world_size_errors():
     ({"lr_g": -1.0}, "lr_g must be"), ({"amp": "fp8"}, "amp mode"), ({"image_size": 28}, "power of two"),
     ({"model": "dcgan"}, "holds points"), ({"label_smoothing": 0.1, "loss": "hinge"}, "cross-entropy"),
     ({"ema_decay": 1.5}, "ema_decay"), ({"nan_policy": "ignore"}, "nan_policy"), ({"seed": -1}, "seed"),
+    ({"lr_schedule": "cosine"}, "lr_schedule"),
 ])
 def test_config_errors(changes, match):
     with pytest.raises(ValueError, match=match):
