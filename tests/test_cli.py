@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from course_lib.cli import main
+from course_lib.recipes import RECIPES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,6 +27,9 @@ def test_train_ring8_then_sample(tmp_path):
     m = json.loads((out / "metrics.json").read_text())
     assert m["final"]["steps"] == 40 and len(m["history"]["d_loss"]) == 40
     assert {"modes", "high_quality"} <= set(m["final"])
+    # the effective batch and learning rates are recorded beside the metrics
+    assert (m["final"]["batch_size"], m["final"]["batch_per_process"], m["final"]["world_size"]) == (64, 64, 1)
+    assert m["final"]["lr_g"] == RECIPES["ring8"]["lr_g"] and m["final"]["lr_schedule"] == "linear"
     assert json.loads((out / "config.json").read_text())["steps"] == 40
     r = run_cli("sample", "--checkpoint", str(out / "checkpoint.pt"), "--n", "2500", "--out", str(tmp_path / "s.npy"))
     assert r.returncode == 0, r.stderr

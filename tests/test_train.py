@@ -214,3 +214,12 @@ def test_config_errors(changes, match):
 def test_unknown_config_field():
     with pytest.raises(TypeError, match="unknown TrainConfig field"):
         TrainConfig.for_data("ring8", learning_rate=1e-3)
+
+
+def test_progress_bar_shows_by_default_and_respects_tqdm_disable(monkeypatch, capsys):
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    GANTrainer(small(steps=3), verbose=False).fit(progress=True)
+    assert "ring8 GAN" in capsys.readouterr().err  # the tqdm bar, on stderr
+    monkeypatch.setenv("TQDM_DISABLE", "1")  # what the test configuration sets for every notebook kernel
+    GANTrainer(small(steps=3), verbose=False).fit(progress=True)
+    assert "ring8 GAN" not in capsys.readouterr().err
