@@ -4,9 +4,10 @@
     python benchmarks/recipes.py --only ring8 --seeds 0 1
     python benchmarks/recipes.py --quick            # a smoke test of the script (seconds; results not written)
 
-For each dataset it trains ``course_lib.recipes.RECIPES[data]`` (the course's defaults), for digits also the
-same recipe class-conditional (``conditional=True``, as in notebook 08; samples are drawn with uniformly random
-labels, so the generated set is still judged as a whole against the whole data), and
+For each dataset it trains ``course_lib.recipes.RECIPES[data]`` (the course's defaults; for digits a
+class-conditional DCGAN, whose samples are drawn with uniformly random labels and judged as one set against the
+whole data, classes read by the classifier), for digits also the same recipe without labels
+(``conditional=False``, as in notebooks 04, 06 and 09), and
 ``course_lib.recipes.VANILLA[data]`` (the source article's hyper-parameters, made runnable) under the same
 training-time budget (the course recipe stops at its own step count if that comes first; vanilla always gets
 the whole budget), measures the samples with ``course_lib.metrics`` and writes
@@ -51,7 +52,7 @@ PUBLISHED = {
               ("vanilla GAN in the PacGAN paper", "6.3", "98.2%")],
     "grid25": [("VEEGAN (Srivastava et al. 2017)", "24.6", "40%"), ("PacGAN4 (Lin et al. 2018)", "24.8", "93.6%")],
 }
-RECIPE_NAMES = ("course", "conditional", "vanilla")  # "conditional": digits only
+RECIPE_NAMES = ("course", "unconditional", "vanilla")  # "unconditional": digits only
 NOTES_FILE = Path(__file__).with_name("recipes_notes.md")
 
 
@@ -80,7 +81,7 @@ def run_one(data: str, recipe: str, seed: int, budget_s: float, steps: int | Non
     if recipe == "vanilla":
         params = {**VANILLA[data], "steps": 1_000_000}
     else:
-        params = dict(RECIPES[data], **({"conditional": True} if recipe == "conditional" else {}))
+        params = dict(RECIPES[data], **({"conditional": False} if recipe == "unconditional" else {}))
     if steps is not None:
         params["steps"] = steps
     cfg = TrainConfig(**{**params, "data": data, "seed": seed, "device": "cpu"})
@@ -189,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     rows = []
     for data in args.only:
-        for recipe in [r for r in args.recipes if r != "conditional" or data == "digits"]:
+        for recipe in [r for r in args.recipes if r != "unconditional" or data == "digits"]:
             for seed in args.seeds or SEEDS[data]:
                 row = run_one(data, recipe, seed, 3.0 if args.quick else BUDGET_S[data], 20 if args.quick else None)
                 rows.append(row)

@@ -79,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     t.add_argument("--image-size", type=_positive_int, help="image size for image data (8, 16, 32 or 64)")
     t.add_argument("--latent-dim", type=_positive_int, help="size of z")
-    t.add_argument("--conditional", action="store_true", help="class-conditional GAN (image data)")
+    t.add_argument("--conditional", action=argparse.BooleanOptionalAction, default=None,
+                   help="class-conditional GAN (labelled image data; default: the recipe's, on for digits)")
     t.add_argument("--spectral-norm", action="store_true", help="spectral normalisation in D")
     t.add_argument("--label-smoothing", type=_unit_float, help="one-sided label smoothing of real targets")
     t.add_argument("--r1-gamma", type=float, help="weight of the R1 penalty")
@@ -144,8 +145,8 @@ def _train_config(args):
         changes["lr_g"] = changes["lr_d"] = args.lr
     if args.ema is not None:
         changes["ema_decay"] = args.ema or None
-    if args.conditional:
-        changes["conditional"] = True
+    if args.conditional is not None:
+        changes["conditional"] = args.conditional
     if args.spectral_norm:
         changes["spectral_norm"] = True
     if args.no_compile:
@@ -170,7 +171,8 @@ def cmd_train(args) -> int:
 
     out = Path(args.out)
     if args.resume:
-        fixed = [f"--{k.replace('_', '-')}" for k in RESUME_FIXED if getattr(args, k, None) not in (None, False)]
+        fixed = [f"--{k.replace('_', '-')}" for k in RESUME_FIXED
+                 if getattr(args, k, None) not in (None, False) or (k == "conditional" and args.conditional is False)]
         if fixed:
             raise ValueError(f"{', '.join(fixed)} cannot be changed when resuming: the run continues with the "
                              f"settings saved in {args.resume}; only --steps (the new total), --device, "

@@ -23,12 +23,13 @@ RECIPES: dict[str, dict] = {
                    r1_every=8, ema_decay=0.999, steps=9500, checkpoint_every=1000),
     "mixture1d": dict(model="mlp", loss="nonsaturating", latent_dim=1, g_width=32, d_width=32, depth=2,
                       batch_size=256, lr_g=1e-3, lr_d=1e-3, betas=(0.5, 0.999), steps=1000, checkpoint_every=500),
-    # digits: hinge loss with spectral normalisation in D (instead of batch norm), D learning twice as fast
-    # as G (TTUR), Adam betas (0, 0.9): FD 6x lower than the BCE + batch-norm recipe after the same time.
-    # With the labels (conditional=True, notebook 08) the same recipe comes within 7 % of the real-data floor of
-    # every classifier metric in under 2 CPU minutes; unconditional, its samples stay less precise.
-    "digits": dict(model="dcgan", loss="hinge", spectral_norm=True, image_size=16, latent_dim=64, g_width=32,
-                   d_width=32, batch_size=128, lr_g=2e-4, lr_d=4e-4, betas=(0.0, 0.9), steps=3300,
+    # digits: a class-conditional DCGAN (the labels come with the data; projection discriminator, notebook 08),
+    # hinge loss with spectral normalisation in D (instead of batch norm), D learning twice as fast as G (TTUR),
+    # Adam betas (0, 0.9). It comes within 7 % of the real-data floor of every classifier metric in under 2 CPU
+    # minutes. conditional=False (notebooks 04, 06, 09; --no-conditional) trains the same recipe without labels:
+    # all classes and good recall, but less precise samples (benchmarks/RESULTS-recipes.md).
+    "digits": dict(model="dcgan", loss="hinge", spectral_norm=True, conditional=True, image_size=16, latent_dim=64,
+                   g_width=32, d_width=32, batch_size=128, lr_g=2e-4, lr_d=4e-4, betas=(0.0, 0.9), steps=3300,
                    ema_decay=0.999, checkpoint_every=500),
     "mnist": dict(model="dcgan", loss="nonsaturating", image_size=32, latent_dim=100, g_width=64, d_width=64,
                   batch_size=128, lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999), steps=5000, ema_decay=0.999,

@@ -49,6 +49,13 @@ def test_train_digits_in_process_and_sample_images(tmp_path, capsys):
     assert x.shape == (10, 1, 8, 8) and x.min() >= -1 and x.max() <= 1
     assert main(["sample", "--checkpoint", ckpt, "--n", "16", "--out", str(tmp_path / "g.png")]) == 0
     assert (tmp_path / "g.png").stat().st_size > 0
+    # the digits recipe is class-conditional: --label picks the class; --no-conditional trains without labels
+    assert json.loads((out / "config.json").read_text())["conditional"] is True
+    assert main(["sample", "--checkpoint", ckpt, "--n", "4", "--label", "3", "--out", str(tmp_path / "3.npy")]) == 0
+    plain = tmp_path / "plain"
+    assert main(["train", "--data", "digits", "--out", str(plain), "--steps", "2", "--batch-size", "32",
+                 "--image-size", "8", "--no-conditional", "--quiet"]) == 0
+    assert json.loads((plain / "config.json").read_text())["conditional"] is False
 
 
 def test_resume_continues_to_more_steps(tmp_path, capsys):

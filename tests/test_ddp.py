@@ -88,7 +88,8 @@ import torch, torch.distributed as dist
 torch.set_num_threads(1)
 from course_lib.train import TrainConfig, GANTrainer
 for loss in ("nonsaturating", "wgan-gp"):  # wgan-gp: DDP through the double backward of the penalty
-    tr = GANTrainer(TrainConfig.for_data("digits", steps=2, batch_size=32, image_size=8, loss=loss), verbose=False)
+    tr = GANTrainer(TrainConfig.for_data("digits", steps=2, batch_size=32, image_size=8, loss=loss,
+                                          conditional=False), verbose=False)
     x, _ = tr._real_batch()
     tr.batches_drawn = 0
     tr.fit(progress=False)

@@ -61,7 +61,7 @@ def ring_config(**changes) -> TrainConfig:
 
 def digits_config(**changes) -> TrainConfig:
     base = dict(steps=10, batch_size=32, g_width=8, d_width=8, latent_dim=16, image_size=16, ema_decay=0.9,
-                checkpoint_every=4, callback_every=1)
+                checkpoint_every=4, callback_every=1, conditional=False)
     return TrainConfig.for_data("digits", **{**base, **changes})
 
 

@@ -19,7 +19,7 @@ from course_lib.speed import PlainLoop, compare_loops, measure_plain_loop, measu
 from course_lib.train import GANTrainer, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-DIGITS = dict(steps=4, batch_size=32, image_size=8, checkpoint_every=1000)
+DIGITS = dict(steps=4, batch_size=32, image_size=8, checkpoint_every=1000, conditional=False)
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ from course_lib.train import GANTrainer, NonFiniteLossError, TrainConfig, load_g
 def small(data_name="ring8", **kw):
     base = dict(steps=30, batch_size=64, checkpoint_every=10, device="cpu")
     if data_name == "digits":
-        base.update(image_size=8, g_width=8, d_width=8, latent_dim=16, batch_size=32)
+        base.update(image_size=8, g_width=8, d_width=8, latent_dim=16, batch_size=32, conditional=False)
     base.update(kw)
     return TrainConfig.for_data(data_name, **base)
 
