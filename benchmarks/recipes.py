@@ -135,9 +135,9 @@ def markdown(result: dict) -> str:
     lines = ["# Recipe benchmark: the course's recipes against the article's vanilla settings", "",
              "Written by `python benchmarks/recipes.py` (see its docstring for the definitions). "
              f"Run {result['date']}, machine: {m['cpu']}, {m['cores']} cores, {m['torch_threads']} torch threads, "
-             f"torch {m['torch']}, Python {m['python']}. The machine was shared with other jobs: the load average "
-             "(1 min) before and after each run is recorded in `results-recipes.json`; training times are wall "
-             "clock and include that contention.", ""]
+             f"torch {m['torch']}, Python {m['python']}. Training times are wall clock; the load average (1 min) "
+             "before each run is in the 2-D tables and, with the load after it, in `results-recipes.json` (a load "
+             "near 2 on this 2-core machine is the benchmark itself; more means other jobs shared it).", ""]
     for data in ("ring8", "grid25", "digits"):
         rows = [r for r in result["runs"] if r["data"] == data]
         if not rows:
