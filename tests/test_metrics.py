@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -244,3 +247,18 @@ def test_classifier_disk_cache_round_trip_and_damaged_file(clf, tmp_path):
     assert C._load_cached(path, "digits", 32, 0) is None  # another size: retrain
     path.write_bytes(b"not a checkpoint")
     assert C._load_cached(path, "digits", 16, 0) is None  # damaged: retrain, silently
+
+
+def test_recipe_benchmark_script_runs_every_recipe_in_quick_mode(tmp_path):
+    """A smoke test of benchmarks/recipes.py: every recipe of every dataset trains and is measured (20 steps,
+    nothing written); the real benchmark takes about 15 minutes and is run by hand."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "recipes.py"
+    proc = subprocess.run([sys.executable, str(script), "--quick", "--out-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith('{"data"')]
+    assert {(r["data"], r["recipe"]) for r in rows} == {
+        ("ring8", "course"), ("ring8", "vanilla"), ("grid25", "course"), ("grid25", "vanilla"),
+        ("digits", "course"), ("digits", "unconditional"), ("digits", "vanilla")}
+    assert all(r["steps"] == 20 for r in rows)
+    assert not list(tmp_path.iterdir())  # quick mode writes no results
