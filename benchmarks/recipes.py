@@ -3,6 +3,7 @@
     python benchmarks/recipes.py                    # everything (~25 minutes on 2 cores)
     python benchmarks/recipes.py --only ring8 --seeds 0 1
     python benchmarks/recipes.py --quick            # a smoke test of the script (seconds; results not written)
+    python benchmarks/recipes.py --report-only      # rewrite the report from the JSON (after editing the notes)
 
 For each dataset it trains ``course_lib.recipes.RECIPES[data]`` (the course's defaults; for digits a
 class-conditional DCGAN, whose samples are drawn with uniformly random labels and judged as one set against the
@@ -187,7 +188,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", nargs="+", type=int, help="seeds (default: 5 for the mixtures, 1 for digits)")
     p.add_argument("--quick", action="store_true", help="a few steps only, results not written")
     p.add_argument("--out-dir", default=str(Path(__file__).parent))
+    p.add_argument("--report-only", action="store_true",
+                   help="train nothing: rewrite RESULTS-recipes.md from results-recipes.json (after editing the notes)")
     args = p.parse_args(argv)
+    if args.report_only:
+        result = json.loads((Path(args.out_dir) / "results-recipes.json").read_text())
+        (Path(args.out_dir) / "RESULTS-recipes.md").write_text(markdown(result))
+        print(f"wrote {Path(args.out_dir) / 'RESULTS-recipes.md'}")
+        return 0
     rows = []
     for data in args.only:
         for recipe in [r for r in args.recipes if r != "unconditional" or data == "digits"]:

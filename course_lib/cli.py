@@ -12,44 +12,23 @@ import numpy as np
 __all__ = ["main", "build_parser"]
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return v
+def _number(convert, ok, bad_text: str, bad_value: str):
+    """An argparse ``type``: ``convert(text)``, refused with a clear message unless ``ok(value)``."""
+    def parse(text: str):
+        try:
+            v = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {bad_text}, got {text!r}") from None
+        if not ok(v):
+            raise argparse.ArgumentTypeError(f"expected {bad_value}, got {text!r}")
+        return v
+    return parse
 
 
-def _nonneg_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative whole number, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative whole number, got {text!r}")
-    return v
-
-
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (v > 0 and np.isfinite(v)):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
-    return v
-
-
-def _unit_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
-    if not 0 <= v < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
-    return v
+_positive_int = _number(int, lambda v: v > 0, "a positive whole number", "a positive whole number")
+_nonneg_int = _number(int, lambda v: v >= 0, "a non-negative whole number", "a non-negative whole number")
+_positive_float = _number(float, lambda v: v > 0 and np.isfinite(v), "a positive number", "a positive finite number")
+_unit_float = _number(float, lambda v: 0 <= v < 1, "a number in [0, 1)", "a number in [0, 1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--latent-dim", type=_positive_int, help="size of z")
     t.add_argument("--conditional", action=argparse.BooleanOptionalAction, default=None,
                    help="class-conditional GAN (labelled image data; default: the recipe's, on for digits)")
-    t.add_argument("--spectral-norm", action="store_true", help="spectral normalisation in D")
+    t.add_argument("--spectral-norm", action="store_true", default=None, help="spectral normalisation in D")
     t.add_argument("--label-smoothing", type=_unit_float, help="one-sided label smoothing of real targets")
     t.add_argument("--r1-gamma", type=float, help="weight of the R1 penalty")
     t.add_argument("--r1-every", type=_positive_int, help="compute R1 every k steps, weighted k times (lazy R1)")
@@ -93,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint-every", type=_positive_int, help="steps between checkpoints")
     t.add_argument("--nan-policy", choices=("stop", "skip"),
                    help="on a NaN/inf loss: stop (keep the last good checkpoint; the default) or skip the step")
-    t.add_argument("--fallback", action="store_true",
+    t.add_argument("--fallback", action="store_true", default=None,
                    help="use the offline 'digits' data if MNIST / Fashion-MNIST cannot be downloaded")
     t.add_argument("--resume", metavar="CHECKPOINT", help="continue the run saved in this checkpoint")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -132,7 +111,7 @@ def _train_config(args):
     from .train import TrainConfig
 
     changes = {"seed": args.seed, "device": args.device, "amp": args.amp, "nan_policy": args.nan_policy or "stop",
-               "fallback": args.fallback}
+               "fallback": bool(args.fallback)}
     for key, attr in (("loss", "loss"), ("steps", "steps"), ("batch_size", "batch_size"),
                       ("image_size", "image_size"), ("latent_dim", "latent_dim"), ("r1_gamma", "r1_gamma"),
                       ("r1_every", "r1_every"),
@@ -171,8 +150,7 @@ def cmd_train(args) -> int:
 
     out = Path(args.out)
     if args.resume:
-        fixed = [f"--{k.replace('_', '-')}" for k in RESUME_FIXED
-                 if getattr(args, k, None) not in (None, False) or (k == "conditional" and args.conditional is False)]
+        fixed = [f"--{k.replace('_', '-')}" for k in RESUME_FIXED if getattr(args, k, None) is not None]
         if fixed:
             raise ValueError(f"{', '.join(fixed)} cannot be changed when resuming: the run continues with the "
                              f"settings saved in {args.resume}; only --steps (the new total), --device, "
@@ -201,6 +179,7 @@ def cmd_train(args) -> int:
     t0 = time.perf_counter()
     trainer.fit()
     seconds = time.perf_counter() - t0
+    trainer.close()  # under torchrun: every process leaves the process group together
     if trainer.rank != 0:
         return 130 if trainer.interrupted else 0
     summary = {"data": config.data, "steps": trainer.step, "train_seconds": round(seconds, 2),

@@ -595,6 +595,17 @@ class GANTrainer:
 
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
+    def close(self) -> None:
+        """End a distributed run cleanly: drop the DistributedDataParallel wrappers, wait for every process,
+        then destroy the process group (gloo or NCCL threads still running at interpreter exit can abort the
+        process). Sampling and saving keep working; training does not. A no-op in a single process."""
+        if not self.distributed:
+            return
+        self._G, self._D = self.G, self.D
+        if dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()
+
     def sample(self, n: int, labels: torch.Tensor | None = None, use_ema: bool = True,
                noise: torch.Tensor | None = None, batch_size: int = 1024) -> torch.Tensor:
         """``n`` samples on the CPU, float32, in data space: (n, D) points or (n, C, S, S) images in [-1, 1].

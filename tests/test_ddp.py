@@ -101,7 +101,7 @@ for loss in ("nonsaturating", "wgan-gp"):  # wgan-gp: DDP through the double bac
     if tr.rank == 0:
         assert not torch.equal(firsts[0], firsts[1]), "both ranks drew the same real batch"
         print(loss, "max weight difference between ranks", (got[0] - got[1]).abs().max().item(), flush=True)
-dist.destroy_process_group()
+tr.close()
 """
 
 

@@ -262,3 +262,12 @@ def test_recipe_benchmark_script_runs_every_recipe_in_quick_mode(tmp_path):
         ("digits", "course"), ("digits", "unconditional"), ("digits", "vanilla")}
     assert all(r["steps"] == 20 for r in rows)
     assert not list(tmp_path.iterdir())  # quick mode writes no results
+
+
+def test_recipe_benchmark_report_only_rewrites_the_report_from_the_json(tmp_path):
+    bench = Path(__file__).resolve().parents[1] / "benchmarks"
+    (tmp_path / "results-recipes.json").write_text((bench / "results-recipes.json").read_text())
+    proc = subprocess.run([sys.executable, str(bench / "recipes.py"), "--report-only", "--out-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "RESULTS-recipes.md").read_text() == (bench / "RESULTS-recipes.md").read_text()

@@ -22,12 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DIGITS = dict(steps=4, batch_size=32, image_size=8, checkpoint_every=1000, conditional=False)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _digits(**changes) -> GANTrainer:
