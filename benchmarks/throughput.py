@@ -14,11 +14,17 @@ both alike), each timed with the GPU synchronised. The ratio is (a) / (b) in ima
 the course's loop is faster. Also reported: the median of the per-turn ratios, and the ratio in images per
 CPU-second of this process (time spent waiting for a core on a busy machine does not count).
 
-Then each speed option is measured on its own, cumulatively: fp32 eager, + channels-last, + AMP (bfloat16, or
-float16 with gradient scaling where bfloat16 is unsupported), + ``torch.compile``, with the peak GPU memory
-(``torch.cuda.max_memory_allocated`` during the timed steps; it includes the dataset held on the GPU).
-On a CPU: fp32 eager, + channels-last and + AMP bfloat16 (``--no-cpu-bf16`` skips it); ``--compile`` adds
-``torch.compile`` (slow to compile on a CPU).
+Then the option ladder (``course_lib.speed.option_ladder``), cumulatively, one fresh trainer per rung: fp32
+eager (TF32 forbidden), + TF32, + channels-last, + AMP bf16 (float16 with gradient scaling where bfloat16 is not
+native), + ``torch.compile``, + CUDA graphs (``mode="reduce-overhead"``), each with images per second, the peak GPU
+memory (``torch.cuda.max_memory_allocated`` during the timed steps; it includes the dataset held on the GPU) and
+the MFU. On a CPU the GPU-only rungs (TF32, CUDA graphs) are reported "n/a on cpu"; ``--compile`` also measures
+``torch.compile`` there (slow to compile on a CPU).
+
+MFU (model FLOP utilisation): the FLOPs of one training step of the course loop, counted by
+``torch.utils.flop_counter.FlopCounterMode``, times steps per second, over the device's peak in the precision the
+step runs in (``course_lib.speed.peak_flops``: the vendor's dense figure for known GPUs, a measured large matmul on
+a CPU).
 
     python benchmarks/throughput.py                          # 32x32 and 64x64 on the best device
     python benchmarks/throughput.py --sizes 32 --steps 20 --device cuda
@@ -43,7 +49,8 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 
 from course_lib.device import describe_device, get_device  # noqa: E402
-from course_lib.speed import PlainLoop, compare_loops, measure_throughput, random_images  # noqa: E402
+from course_lib.speed import (PlainLoop, compare_loops, count_flops, format_ladder, option_ladder,  # noqa: E402
+                              peak_flops, random_images)
 from course_lib.train import GANTrainer, TrainConfig  # noqa: E402
 
 
@@ -79,17 +86,12 @@ def make_config(args, size: int, device: str, amp: str = "off", channels_last: b
                                 steps=10**9)
 
 
-def variants(device: torch.device, args) -> list[tuple[str, dict]]:
-    """The cumulative option ladder measured on this device."""
-    cuda = device.type == "cuda"
-    amp = "bf16" if (not cuda or torch.cuda.is_bf16_supported()) else "fp16"
-    out = [("fp32 eager", dict()), ("+ channels-last", dict(channels_last=True))]
-    if cuda or args.cpu_bf16:
-        out.append((f"+ AMP {amp}", dict(channels_last=True, amp=amp)))
-    if cuda or args.compile:
-        prev = dict(out[-1][1])
-        out.append(("+ compile", dict(prev, compile=True)))
-    return out
+def rung_precision(row: dict, device: torch.device) -> str:
+    """The precision a ladder rung's convolutions run in, for its MFU."""
+    amp = row["options"]["amp"]
+    if amp in ("bf16", "fp16"):
+        return amp
+    return "tf32" if device.type == "cuda" and row["options"]["tf32"] else "fp32"
 
 
 def bench_size(args, size: int, steps: int, device: torch.device) -> dict:
@@ -136,18 +138,35 @@ def bench_size(args, size: int, steps: int, device: torch.device) -> dict:
               f"{result['examples_style_images_per_s']:.1f} img/s, ratio {e['ratio']:.3f} "
               f"(per CPU-second {e['ratio_cpu']:.3f})", flush=True)
 
-    ladder = []
-    for name, opts in variants(device, args):
-        tr = trainer(opts)
-        r = measure_throughput(tr, steps=steps, warmup=args.warmup)
-        del tr
-        _free(device)
-        ladder.append({"variant": name, "images_per_s": round(r["images_per_s"], 2),
-                       "images_per_cpu_s": round(steps * args.batch_size / r["cpu_seconds"], 2),
-                       "peak_mem_bytes": r["peak_mem_bytes"], "options": opts})
-        mem = f", peak {r['peak_mem_bytes'] / 2**20:.0f} MiB" if r["peak_mem_bytes"] else ""
-        print(f"  {size}x{size} {name:<16} {r['images_per_s']:9.1f} img/s{mem}", flush=True)
-    result["options"] = ladder
+    # MFU: the FLOPs of one course step (the same for every rung: the same convolutions), over the peak
+    tr = trainer({})
+    tr.fit(steps=1, progress=False)
+    flops = count_flops(tr.train_step)
+    images_per_step = tr.config.batch_size * tr.config.n_critic
+    del tr
+    _free(device)
+    peaks: dict[str, dict] = {}
+    result["flops_per_step"] = flops
+
+    def show(row: dict) -> None:
+        if row["images_per_s"] is not None:
+            precision = rung_precision(row, device)
+            peak = peaks.setdefault(precision, peak_flops(device, precision))
+            achieved = flops * row["images_per_s"] / images_per_step
+            row.update(mfu=achieved / peak["flops_per_s"], achieved_flops_per_s=achieved, precision=precision,
+                       peak_flops_per_s=peak["flops_per_s"], peak_source=peak["source"])
+            mem = f", peak {row['peak_mem_bytes'] / 2**20:.0f} MiB" if row["peak_mem_bytes"] else ""
+            print(f"  {size}x{size} {row['rung']:<16} {row['images_per_s']:9.1f} img/s, MFU "
+                  f"{100 * row['mfu']:.2f} % of {peak['flops_per_s'] / 1e12:.3g} TFLOP/s {precision}{mem}", flush=True)
+        else:
+            print(f"  {size}x{size} {row['rung']:<16} {row['status']}: {row['note']}", flush=True)
+
+    ladder = option_ladder(lambda opts: make_config(args, size, dev, **opts), ds, steps=steps, warmup=args.warmup,
+                           compile_off_gpu=args.compile, progress=show)
+    fp32 = ladder[0]
+    result["course_mfu"] = fp32.get("mfu")
+    result["ladder"] = ladder
+    result["ladder_speedup"] = max(r["speedup"] for r in ladder if r["speedup"] is not None)
     return result
 
 
@@ -167,7 +186,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=int, default=1024, help="images in the dataset")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--no-cpu-bf16", dest="cpu_bf16", action="store_false", help="skip AMP bfloat16 on CPU")
     p.add_argument("--compile", action="store_true", help="also measure torch.compile on a CPU")
     p.add_argument("--examples-variant", action="store_true",
                    help="also time the plain loop reusing the D step's fakes for the G step, as pytorch/examples")
@@ -199,8 +217,8 @@ def main(argv: list[str] | None = None) -> int:
             "settings": {k: v for k, v in vars(args).items() if k != "json"}}
     print(f"device {info['device']} | {info['cpu']} | torch {info['torch']} | load {info['load_average_before']}")
     if device.type != "cuda":
-        print("no GPU available: measuring on the CPU (fp32 eager" + (", + channels-last, + AMP bf16"
-              if args.cpu_bf16 else ", + channels-last") + (", + compile" if args.compile else "") + ")")
+        print("no GPU available: measuring on the CPU (the GPU-only rungs TF32 and CUDA graphs are n/a"
+              + ("" if args.compile else "; torch.compile skipped, --compile measures it") + ")")
     t0 = time.perf_counter()
     results = [bench_size(args, s, n, device) for s, n in zip(args.sizes, steps)]
     info["load_average_after"] = _load()
@@ -212,13 +230,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {r['size']}x{r['size']} | {r['course_images_per_s']:.1f} | {r['plain_images_per_s']:.1f} | "
               f"{r['ratio_course_over_plain']:.3f} | {r['ratio_median_of_pairs']:.3f} | "
               f"{r['ratio_per_cpu_second']:.3f} |")
-    print("\n| size | variant | img/s | img per CPU-second | peak memory |")
-    print("|---|---|---|---|---|")
     for r in results:
-        for v in r["options"]:
-            mem = f"{v['peak_mem_bytes'] / 2**20:.0f} MiB" if v["peak_mem_bytes"] else "n/a (CPU)"
-            print(f"| {r['size']}x{r['size']} | {v['variant']} | {v['images_per_s']:.1f} | "
-                  f"{v['images_per_cpu_s']:.1f} | {mem} |")
+        print(f"\n{r['size']}x{r['size']}, batch {args.batch_size}, {r['flops_per_step'] / 1e9:.2f} GFLOP per step; "
+              f"course loop MFU {100 * (r['course_mfu'] or 0):.2f} %, best rung {r['ladder_speedup']:.2f}x fp32 eager")
+        print(format_ladder(r["ladder"]))
     print(f"\ntotal {info['seconds']} s, load average after {info['load_average_after']}")
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": info, "results": results}, indent=2) + "\n")

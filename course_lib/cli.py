@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -31,51 +32,63 @@ _positive_float = _number(float, lambda v: v > 0 and np.isfinite(v), "a positive
 _unit_float = _number(float, lambda v: 0 <= v < 1, "a number in [0, 1)", "a number in [0, 1)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from .data import DATASETS
-    from .losses import LOSSES
-    from .train import AMP_CHOICES, LR_SCHEDULES
+_PARSERS = {"positive_int": _positive_int, "nonneg_int": _nonneg_int, "positive_float": _positive_float,
+            "unit_float": _unit_float, "float": float, "betas": _unit_float}
 
+
+def _flag(f: dataclasses.Field) -> str:
+    """The command-line flag of a ``TrainConfig`` field: its ``flag`` metadata, else ``--field-name``."""
+    return f.metadata["flag"] or "--" + f.name.replace("_", "-")
+
+
+def _config_fields() -> list[dataclasses.Field]:
+    """The ``TrainConfig`` fields that the train command exposes as flags (``cli`` metadata not False)."""
+    from .config import TrainConfig
+
+    return [f for f in dataclasses.fields(TrainConfig) if f.metadata["cli"] is not False]
+
+
+def _add_config_flags(t: argparse.ArgumentParser) -> None:
+    """One flag per ``TrainConfig`` field, built from its metadata: help text, choices, parser; booleans get
+    ``--x/--no-x``. Every default is None: "not given", so the recipe's value applies (or, on resume, the
+    checkpoint's), and a given value can be compared with the checkpoint's."""
+    from .recipes import RECIPES
+
+    recipe_fields = {k for r in RECIPES.values() for k in r}
+    steps = t.add_mutually_exclusive_group()
+    steps.add_argument("--epochs", type=_positive_int, help="passes over the data (instead of --steps)")
+    t.add_argument("--lr", type=_positive_float, help="learning rate of both networks (sets --lr-g and --lr-d)")
+    for f in _config_fields():
+        meta, kw = f.metadata, {"dest": f.name, "default": None}
+        default = "the recipe's" if f.name in recipe_fields else repr(f.default)
+        kw["help"] = f"{meta['help']} (default: {'ring8' if f.name == 'data' else default})"
+        if meta["choices"]:
+            kw["choices"] = meta["choices"]
+        elif "bool" in str(f.type):
+            kw["action"] = argparse.BooleanOptionalAction
+        elif meta["cli"] == "betas":
+            kw.update(nargs=2, type=_PARSERS["betas"], metavar=("BETA1", "BETA2"))
+        elif isinstance(meta["cli"], str):
+            kw["type"] = _PARSERS[meta["cli"]]
+        (steps if f.name == "steps" else t).add_argument(_flag(f), **kw)
+
+
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m course_lib",
                                 description="Train GANs, sample from them and evaluate them (GAN course).")
     sub = p.add_subparsers(dest="command", required=True, metavar="{train,sample,evaluate}")
 
     t = sub.add_parser("train", help="train a GAN with the course's recipe for a dataset",
-                       description="Train a GAN with the course's recipe for --data. Writes checkpoint.pt, "
-                                   "samples.png, config.json and metrics.json into --out.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    t.add_argument("--data", choices=DATASETS, default="ring8", help="dataset")
+                       description="Train a GAN with the course's recipe for --data (every option below changes "
+                                   "one field of course_lib.config.TrainConfig). Writes checkpoint.pt, "
+                                   "samples.png, config.json and metrics.json into --out. With --resume, only "
+                                   "--steps (the new total), --device, the speed options (--amp, --compile, "
+                                   "--channels-last, --cudnn-benchmark), --checkpoint-every and --nan-policy "
+                                   "may differ from the checkpoint's settings.")
     t.add_argument("--out", required=True, help="output folder")
-    t.add_argument("--loss", choices=list(LOSSES), help="GAN loss (default: the recipe's)")
-    g = t.add_mutually_exclusive_group()
-    g.add_argument("--steps", type=_positive_int, help="generator steps (default: the recipe's)")
-    g.add_argument("--epochs", type=_positive_int, help="passes over the data (instead of --steps)")
-    t.add_argument("--batch-size", type=_positive_int, help="global batch size")
-    t.add_argument("--lr", type=_positive_float, help="learning rate of both networks")
-    t.add_argument("--lr-schedule", choices=LR_SCHEDULES,
-                   help="constant, or linear decay to 0 over the run (default: the recipe's)")
-    t.add_argument("--seed", type=_nonneg_int, default=0, help="random seed")
-    t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    t.add_argument("--image-size", type=_positive_int, help="image size for image data (8, 16, 32 or 64)")
-    t.add_argument("--latent-dim", type=_positive_int, help="size of z")
-    t.add_argument("--conditional", action=argparse.BooleanOptionalAction, default=None,
-                   help="class-conditional GAN (labelled image data; default: the recipe's, on for digits)")
-    t.add_argument("--spectral-norm", action="store_true", default=None, help="spectral normalisation in D")
-    t.add_argument("--label-smoothing", type=_unit_float, help="one-sided label smoothing of real targets")
-    t.add_argument("--r1-gamma", type=float, help="weight of the R1 penalty")
-    t.add_argument("--r1-every", type=_positive_int, help="compute R1 every k steps, weighted k times (lazy R1)")
-    t.add_argument("--ema", type=_unit_float, help="EMA decay of the generator (0 turns EMA off)")
-    t.add_argument("--amp", choices=AMP_CHOICES, default="auto", help="mixed precision")
-    t.add_argument("--no-compile", action="store_true", help="never use torch.compile")
-    t.add_argument("--compile", action="store_true", help="use torch.compile even off CUDA")
-    t.add_argument("--no-channels-last", action="store_true", help="keep the default memory format")
-    t.add_argument("--checkpoint-every", type=_positive_int, help="steps between checkpoints")
-    t.add_argument("--nan-policy", choices=("stop", "skip"),
-                   help="on a NaN/inf loss: stop (keep the last good checkpoint; the default) or skip the step")
-    t.add_argument("--fallback", action="store_true", default=None,
-                   help="use the offline 'digits' data if MNIST / Fashion-MNIST cannot be downloaded")
     t.add_argument("--resume", metavar="CHECKPOINT", help="continue the run saved in this checkpoint")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_config_flags(t)
 
     s = sub.add_parser("sample", help="write raw samples of a trained generator to .npy",
                        description="Write N samples in data space to a .npy file: points (N, D), or images "
@@ -107,120 +120,106 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _train_config(args):
-    from .train import TrainConfig
-
-    changes = {"seed": args.seed, "device": args.device, "amp": args.amp, "nan_policy": args.nan_policy or "stop",
-               "fallback": bool(args.fallback)}
-    for key, attr in (("loss", "loss"), ("steps", "steps"), ("batch_size", "batch_size"),
-                      ("image_size", "image_size"), ("latent_dim", "latent_dim"), ("r1_gamma", "r1_gamma"),
-                      ("r1_every", "r1_every"),
-                      ("label_smoothing", "label_smoothing"), ("checkpoint_every", "checkpoint_every"),
-                      ("lr_schedule", "lr_schedule")):
-        v = getattr(args, attr)
+def _config_changes(args) -> tuple[dict, dict]:
+    """The TrainConfig fields given on the command line: ``(changes, flags)``, field -> value and field ->
+    the flag that set it (``--lr`` sets lr_g and lr_d unless --lr-g / --lr-d are given; ``--ema 0`` is None)."""
+    changes, flags = {}, {}
+    for f in _config_fields():
+        v = getattr(args, f.name)
         if v is not None:
-            changes[key] = v
-    if args.lr is not None:
-        changes["lr_g"] = changes["lr_d"] = args.lr
-    if args.ema is not None:
-        changes["ema_decay"] = args.ema or None
-    if args.conditional is not None:
-        changes["conditional"] = args.conditional
-    if args.spectral_norm:
-        changes["spectral_norm"] = True
-    if args.no_compile:
-        changes["compile"] = False
-    elif args.compile:
-        changes["compile"] = True
-    if args.no_channels_last:
-        changes["channels_last"] = False
-    return TrainConfig.for_data(args.data, **changes)
+            changes[f.name] = tuple(v) if f.name == "betas" else (None if f.name == "ema_decay" and v == 0 else v)
+            flags[f.name] = _flag(f)
+    for key in ("lr_g", "lr_d"):
+        if args.lr is not None and key not in changes:
+            changes[key], flags[key] = args.lr, "--lr"
+    return changes, flags
 
 
-# train options that a resumed run takes from its checkpoint instead
-RESUME_FIXED = ("loss", "epochs", "batch_size", "lr", "lr_schedule", "image_size", "latent_dim", "conditional",
-                "spectral_norm", "label_smoothing", "r1_gamma", "r1_every", "ema", "fallback")
+def _resume(args, out: Path, changes: dict, flags: dict):
+    """The trainer of ``--resume``, under the one resume rule of ``course_lib.config``, in flag names."""
+    from .config import RESUMABLE_FIELDS
+    from .train import GANTrainer, ResumeConflictError
+
+    if args.epochs:
+        raise ValueError("--epochs cannot be used with --resume: give --steps, the new total number of steps")
+    try:
+        trainer = GANTrainer.from_checkpoint(args.resume, out_dir=out, verbose=not args.quiet, **changes)
+    except ResumeConflictError as exc:
+        named = ", ".join(sorted({flags.get(k, k) for k in exc.fields}))
+        allowed = ", ".join(f"--{k.replace('_', '-')}" for k in RESUMABLE_FIELDS if k != "callback_every")
+        raise ValueError(f"{named} cannot be changed when resuming: the given value differs from the one saved "
+                         f"in {args.resume}, and the run continues with its saved settings; only {allowed} (and "
+                         f"--quiet) may change. Start a new run (without --resume) to change the others") from None
+    if trainer.step >= trainer.config.steps:
+        raise ValueError(f"the run in {args.resume} is already at step {trainer.step} of {trainer.config.steps}; "
+                         f"nothing to train: pass --steps N with N > {trainer.step} (the new total) to continue")
+    return trainer
+
+
+def _new_trainer(args, out: Path, changes: dict):
+    """The trainer of a new run: the recipe of --data with the given fields; --epochs becomes steps (from the
+    data's length and the batch: one epoch is len(data) // batch real batches, n_critic per step)."""
+    from . import data as data_mod
+    from .runtime import dist_info
+    from .train import GANTrainer, TrainConfig
+
+    config = TrainConfig.for_data(changes.pop("data", "ring8"), **changes)
+    dataset = data_mod.load(config.data, image_size=config.image_size, fallback=config.fallback, split=config.split)
+    if args.epochs:
+        world = dist_info()[2]
+        per_epoch = (len(dataset) // world) // max(1, config.batch_size // world)
+        config = dataclasses.replace(config, steps=max(1, -(-args.epochs * per_epoch // config.n_critic)))
+    return GANTrainer(config, dataset=dataset, out_dir=out, verbose=not args.quiet)
 
 
 def cmd_train(args) -> int:
-    import torch
-
     from . import metrics, plots
-    from .train import GANTrainer, TrainConfig
 
     out = Path(args.out)
-    if args.resume:
-        fixed = [f"--{k.replace('_', '-')}" for k in RESUME_FIXED if getattr(args, k, None) is not None]
-        if fixed:
-            raise ValueError(f"{', '.join(fixed)} cannot be changed when resuming: the run continues with the "
-                             f"settings saved in {args.resume}; only --steps (the new total), --device, "
-                             f"--checkpoint-every, --nan-policy and --quiet apply")
-        changes = {"device": args.device}
-        if args.nan_policy:
-            changes["nan_policy"] = args.nan_policy
-        if args.steps:
-            changes["steps"] = args.steps
-        if args.checkpoint_every:
-            changes["checkpoint_every"] = args.checkpoint_every
-        trainer = GANTrainer.from_checkpoint(args.resume, out_dir=out, verbose=not args.quiet, **changes)
-        config = trainer.config
-    else:
-        config = _train_config(args)
-        if args.epochs:
-            probe = GANTrainer(config, verbose=False)
-            per_epoch = probe.shard_size // probe.local_batch
-            config = TrainConfig.from_dict({**config.to_dict(),
-                                            "steps": max(1, -(-args.epochs * per_epoch // config.n_critic_effective))})
-            del probe
-        trainer = GANTrainer(config, out_dir=out, verbose=not args.quiet)
-    if trainer.rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    changes, flags = _config_changes(args)
+    trainer = _resume(args, out, changes, flags) if args.resume else _new_trainer(args, out, changes)
+    config = trainer.config
     t0 = time.perf_counter()
-    trainer.fit()
+    trainer.fit()  # writes out/checkpoint.pt (every checkpoint_every steps and at the end)
     seconds = time.perf_counter() - t0
     trainer.close()  # under torchrun: every process leaves the process group together
     if trainer.rank != 0:
         return 130 if trainer.interrupted else 0
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")  # after the checkpoint
     summary = {"data": config.data, "steps": trainer.step, "train_seconds": round(seconds, 2),
                "interrupted": trainer.interrupted, "skipped_steps": trainer.skipped_steps,
                "device": str(trainer.device), "world_size": trainer.world_size,
                "batch_size": config.batch_size, "batch_per_process": trainer.local_batch,
                "lr_g": config.lr_g, "lr_d": config.lr_d, "lr_schedule": config.lr_schedule}
-    summary.update(metrics.summarize(trainer))
+    n, labels = metrics.summary_request(trainer.dataset, num_classes=trainer.num_classes, seed=config.seed)
+    summary.update(metrics.summarize(trainer.sample(n, labels=labels) if n else None, trainer.dataset,
+                                     labels=labels))
+    summary.update({f"final_{k}": v[-1] for k, v in trainer.history.items() if k != "penalty" and v})
     (out / "metrics.json").write_text(json.dumps({"final": summary, "history": trainer.history}) + "\n")
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if trainer.dataset.kind == "images":
-        ax = plots.show_images(trainer.sample(64, noise=trainer.fixed_noise.cpu(),
-                                              labels=None if trainer.fixed_labels is None
-                                              else trainer.fixed_labels.cpu()),
-                               title=f"{config.data}, step {trainer.step}", size=5)
-    elif trainer.dataset.sample_shape == (2,):
-        ax = plots.plot_2d(trainer.sample(2500), trainer.dataset.x[:2500], D=trainer.D,
-                           centres=trainer.dataset.centres, device=trainer.device,
-                           title=f"{config.data}, step {trainer.step}")
-    else:
-        _, ax = plt.subplots(figsize=(4, 3))
-        ax.hist(trainer.sample(2500).numpy().ravel(), bins=80, density=True)
-    ax.figure.savefig(out / "samples.png", dpi=120, bbox_inches="tight")
+    fixed_labels = None if trainer.fixed_labels is None else trainer.fixed_labels.cpu()
+    samples = (trainer.sample(64, noise=trainer.fixed_noise.cpu(), labels=fixed_labels)
+               if trainer.dataset.kind == "images" else trainer.sample(2500))
+    fig = plots.sample_figure(samples, trainer.dataset, D=trainer.D, device=trainer.device,
+                              title=f"{config.data}, step {trainer.step}")
+    getattr(fig, "figure", fig).savefig(out / "samples.png", dpi=120, bbox_inches="tight")
     plt.close("all")
-    shown = {k: v for k, v in summary.items() if not isinstance(v, (list, dict))}
-    print(json.dumps(shown, indent=2))
-    print(f"wrote {out}/checkpoint.pt, samples.png, config.json, metrics.json")
-    if trainer.interrupted:
-        return 130
-    del torch
-    return 0
+    print(json.dumps({k: v for k, v in summary.items() if not isinstance(v, (list, dict))}, indent=2))
+    written = (["checkpoint.pt"] if trainer.last_checkpoint is not None else []) + \
+        ["samples.png", "config.json", "metrics.json"]
+    print(f"wrote {out}/{', '.join(written)}")
+    return 130 if trainer.interrupted else 0
 
 
 def cmd_sample(args) -> int:
     import torch
 
-    from .train import generate, load_generator
+    from .sampling import generate, load_generator
 
     G, config, info = load_generator(args.checkpoint, device=args.device, use_ema=not args.no_ema)
     num_classes = info.get("num_classes")
@@ -255,7 +254,7 @@ def cmd_sample(args) -> int:
 def cmd_evaluate(args) -> int:
     from . import data as data_mod
     from . import metrics
-    from .train import generate, load_generator
+    from .sampling import generate, load_generator
 
     G, config, info = load_generator(args.checkpoint, device=args.device, use_ema=not args.no_ema)
     shape = tuple(info.get("sample_shape") or ())
@@ -308,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     from .checkpoint import CheckpointError
     from .data import DatasetUnavailableError
     from .device import DeviceError
-    from .train import NonFiniteLossError
+    from .runtime import NonFiniteLossError
 
     args = build_parser().parse_args(argv)
     try:

@@ -9,25 +9,37 @@ Generated 2-D / 1-D mixtures (always offline):
 Images, values in [-1, 1], shape (N, C, H, W):
 
 * ``digits``: scikit-learn's bundled 8x8 handwritten digits (always offline), resized to ``image_size``.
-* ``mnist``, ``fashion-mnist``: through torchvision, downloaded when online into ``root`` (argument), else
-  ``$COURSE_DATA_DIR``, else ``~/.cache/gan-course``. ``COURSE_OFFLINE=1`` forbids any download.
+* ``fashion-mnist``: Zalando's 70,000 clothing images, 28x28 (resized to ``image_size``, 32 by default), with the
+  official split (``split="train"``: 60,000, ``"test"``: 10,000). Read directly from the original idx ``.gz``
+  files: Debian's package ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist/``), else the data
+  folder, else a torchvision download when online.
+* ``mnist``: the handwritten digits, read the same way from the data folder; only a download provides them.
+
+The data folder is ``root`` (argument), else ``$COURSE_DATA_DIR``, else ``~/.cache/gan-course``.
+``COURSE_OFFLINE=1`` forbids any download.
 
 Every dataset also carries what metrics need: mode centres and std for mixtures, labels for images.
 """
 from __future__ import annotations
 
+import gzip
 import math
 import os
 import socket
+import struct
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Dataset", "DatasetUnavailableError", "DATASETS", "load", "ring8", "grid25", "mixture1d",
-           "mixture1d_pdf", "digits", "torchvision_images", "check_image_size", "offline", "data_dir"]
+from .utils import check_int, env_flag
+
+__all__ = ["Dataset", "DatasetUnavailableError", "DatasetCorruptError", "DATASETS", "load", "ring8", "grid25",
+           "mixture1d", "mixture1d_pdf", "digits", "idx_images", "read_idx", "idx_sources", "torchvision_images",
+           "check_image_size", "offline", "data_dir", "FASHION_CLASSES", "CLASS_NAMES", "FASHION_APT_PACKAGE"]
 
 POINT_DATASETS = ("ring8", "grid25", "mixture1d")
 IMAGE_DATASETS = ("digits", "mnist", "fashion-mnist")
@@ -46,12 +58,14 @@ class Dataset:
     Attributes:
         name: dataset name.
         x: (N, D) float32 points, or (N, C, H, W) images as float32 in [-1, 1] or uint8 in [0, 255].
-        y: (N,) int64 labels, or None.
+        y: (N,) int64 labels, or None. With ``num_classes`` set they must lie in [0, num_classes) (checked here).
         kind: ``"points"`` or ``"images"``.
         num_classes: number of label values, or None.
         centres: (K, D) mode centres of a mixture, or None.
         std: per-coordinate standard deviation of each mixture component, or None.
         note: free text (for example the announcement of a fallback).
+        meta: facts about where the data came from, for records and messages: ``image_size``, ``split``
+            (``"train"``, ``"test"`` or ``"all"``) and, for files read from disk, ``source`` (their folder).
     """
 
     name: str
@@ -83,6 +97,14 @@ class Dataset:
             raise ValueError(f"dataset {self.name!r} is empty (0 samples); check the source or the split")
         if self.y is not None and len(self.y) != len(self.x):
             raise ValueError(f"dataset {self.name!r}: {len(self.x)} samples but {len(self.y)} labels")
+        if self.num_classes is not None:
+            check_int("num_classes", self.num_classes)
+            if self.y is not None and len(self.y):
+                lo, hi = int(self.y.min()), int(self.y.max())
+                if lo < 0 or hi >= self.num_classes:
+                    raise ValueError(f"dataset {self.name!r}: labels must lie in [0, {self.num_classes}) for "
+                                     f"num_classes={self.num_classes}, got values from {lo} to {hi}; fix the labels "
+                                     f"or pass the right num_classes")
 
     def __len__(self) -> int:
         return len(self.x)
@@ -196,8 +218,8 @@ def digits(image_size: int = 16) -> Dataset:
 
 
 def offline() -> bool:
-    """True when ``COURSE_OFFLINE`` is set to a true value: no download is ever attempted."""
-    return os.environ.get("COURSE_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+    """True when ``COURSE_OFFLINE`` is set to a true value (1/true/yes/on): no download is ever attempted."""
+    return env_flag("COURSE_OFFLINE", False)
 
 
 def data_dir(root: str | os.PathLike | None = None) -> Path:
@@ -254,51 +276,204 @@ def _network_problem(urls: list[str], timeout: float) -> str | None:
     return "no download server could be reached (" + "; ".join(errors) + ")"
 
 
-def torchvision_images(name: str, image_size: int = 32, root: str | os.PathLike | None = None,
-                       train: bool = True, download_timeout: float = 20.0) -> Dataset:
-    """MNIST or Fashion-MNIST as (N, 1, S, S) uint8 tensors (read as [-1, 1] floats by ``Dataset.get``).
+# ----------------------------------------------------------------------------- idx files (MNIST, Fashion-MNIST)
 
-    Uses files already in the data folder; downloads only when online and ``COURSE_OFFLINE`` is not set.
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                   "Ankle boot")
+CLASS_NAMES = {"digits": tuple(str(i) for i in range(10)), "mnist": tuple(str(i) for i in range(10)),
+               "fashion-mnist": FASHION_CLASSES}
+"""Label -> class name for each labelled image dataset (``CLASS_NAMES[ds.name][label]``)."""
+
+FASHION_APT_PACKAGE = "dataset-fashion-mnist"
+# Folders a system package installs the original .gz files into, searched before the data folder.
+SYSTEM_DIRS: dict[str, tuple[Path, ...]] = {"fashion-mnist": (Path("/usr/share/datasets/fashion-mnist"),),
+                                            "mnist": ()}
+# Sub-folders of the data folder searched, in order: the folder itself, a folder named like the dataset, and
+# torchvision's layout (<root>/FashionMNIST/raw), which a torchvision download creates.
+_SUBDIRS = {"fashion-mnist": (".", "fashion-mnist", "FashionMNIST/raw"), "mnist": (".", "mnist", "MNIST/raw")}
+_IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+              "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+_IDX_SIZES = {"train": 60_000, "test": 10_000}
+
+
+class DatasetCorruptError(DatasetUnavailableError):
+    """An idx data file is truncated, empty or not an idx file; the message names the file."""
+
+
+def read_idx(path: str | os.PathLike, ndim: int | None = None) -> torch.Tensor:
+    """Read one idx file (the MNIST format), gzip-compressed or not, into a uint8 tensor.
+
+    The format: a big-endian header, ``0x00 0x00 0x08 ndim`` (0x08: unsigned bytes), then one uint32 per
+    dimension, then the values. Images are ``(N, 28, 28)`` (magic 0x00000803), labels ``(N,)`` (0x00000801).
+
+    Args:
+        path: the ``.gz`` or unpacked file.
+        ndim: the number of dimensions expected (3 for images, 1 for labels), or None for any.
+
+    Returns:
+        A uint8 tensor of the file's shape.
 
     Raises:
-        DatasetUnavailableError: the files are missing and cannot be downloaded (the message says why and
-            what to do).
+        DatasetCorruptError: the file is empty, truncated, not gzip/idx, or not of ``ndim`` dimensions; the
+            message names the file and how to replace it.
     """
+    path = Path(path)
+
+    def bad(why: str) -> DatasetCorruptError:
+        return DatasetCorruptError(f"the data file {path} is damaged: {why}. Delete it and download it again, or "
+                                   f"reinstall the package that provides it (for Fashion-MNIST: apt-get install "
+                                   f"--reinstall {FASHION_APT_PACKAGE})")
+
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+        if raw[:2] == b"\x1f\x8b":  # gzip magic
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
+        raise bad(f"cannot be read or decompressed ({type(exc).__name__}: {exc})") from None
+    if len(raw) == 0:
+        raise bad("it is empty (0 bytes)")
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise bad(f"it does not start with an idx header of unsigned bytes (magic {raw[:4].hex() or 'missing'}, "
+                  f"expected 0000080{ndim or 'N'})")
+    dims_n = raw[3]
+    if ndim is not None and dims_n != ndim:
+        raise bad(f"it holds a {dims_n}-dimensional array, expected {ndim} ({'images' if ndim == 3 else 'labels'})")
+    header = 4 + 4 * dims_n
+    if len(raw) < header:
+        raise bad(f"the header is cut short ({len(raw)} bytes)")
+    shape = struct.unpack(f">{dims_n}I", raw[4:header])
+    count = math.prod(shape)
+    if len(raw) - header != count:
+        raise bad(f"it holds {len(raw) - header} values after the header, but its shape {shape} needs {count} "
+                  f"(truncated download?)")
+    return torch.frombuffer(bytearray(raw[header:]), dtype=torch.uint8).reshape(shape)
+
+
+def _find_idx(folder: Path, stem: str) -> Path | None:
+    for name in (stem + ".gz", stem):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def idx_sources(name: str, root: str | os.PathLike | None = None) -> list[Path]:
+    """The folders searched for ``name``'s idx files, in order: the system package's folder (Fashion-MNIST:
+    ``/usr/share/datasets/fashion-mnist``), then the data folder (``data_dir(root)``), its ``<name>/`` and
+    torchvision's ``<FashionMNIST|MNIST>/raw/`` sub-folder."""
+    folder = data_dir(root)
+    return [*SYSTEM_DIRS.get(name, ()), *(folder / sub for sub in _SUBDIRS[name])]
+
+
+def _idx_pair(name: str, split: str, root) -> tuple[Path, Path] | None:
+    """(images, labels) files of one split in the first folder that has both, or None."""
+    for folder in idx_sources(name, root):
+        files = [_find_idx(folder, stem) for stem in _IDX_FILES[split]]
+        if all(files):
+            return files[0], files[1]
+    return None
+
+
+_IDX_CACHE: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _read_split(images: Path, labels: Path, image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, 1, S, S) uint8 images and (N,) int64 labels of one idx pair, cached per process (by path and mtime)."""
+    key = (str(images), images.stat().st_mtime_ns, str(labels), labels.stat().st_mtime_ns, image_size)
+    if key not in _IDX_CACHE:
+        x, y = read_idx(images, ndim=3), read_idx(labels, ndim=1).long()
+        if len(x) != len(y):
+            raise DatasetCorruptError(f"{images} holds {len(x)} images but {labels} holds {len(y)} labels; the "
+                                      f"files do not belong together: replace both")
+        if len(y) and int(y.max()) > 9:
+            raise DatasetCorruptError(f"the data file {labels} is damaged: labels must lie in 0..9, found "
+                                      f"{int(y.max())}; replace it")
+        out = torch.empty(len(x), 1, image_size, image_size, dtype=torch.uint8)
+        for i in range(0, len(x), 10_000):  # resize in chunks: bounded float memory
+            chunk = x[i:i + 10_000, None].float().div_(255.0)
+            out[i:i + 10_000] = _resize(chunk, image_size).mul_(255).round_().to(torch.uint8)
+        if len(_IDX_CACHE) >= 4:
+            _IDX_CACHE.pop(next(iter(_IDX_CACHE)))
+        _IDX_CACHE[key] = (out, y)
+    return _IDX_CACHE[key]
+
+
+def _missing_message(name: str, folder: Path, why: str) -> str:
+    where = ", ".join(str(p) for p in SYSTEM_DIRS.get(name, ())) or None
+    get = (f"install the Debian/Ubuntu package: sudo apt-get install {FASHION_APT_PACKAGE} (files in {where}); or "
+           if name == "fashion-mnist" else "")
+    return (f"{name} is not on this machine (searched {where + ', ' if where else ''}{folder}) and {why}. To get it: "
+            f"{get}run once online without COURSE_OFFLINE to download it into {folder} (torchvision); or point "
+            f"COURSE_DATA_DIR at a folder holding its idx files; or use the offline dataset 'digits' "
+            f"(fallback=True / --fallback does so automatically).")
+
+
+def _download(name: str, folder: Path, download_timeout: float) -> None:
+    """Download ``name`` with torchvision into ``folder/<FashionMNIST|MNIST>/raw`` (only when online)."""
     from torchvision import datasets
 
-    check_image_size(image_size)
     cls = {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST}[name]
+    if offline():
+        raise DatasetUnavailableError(_missing_message(name, folder, "downloads are disabled (COURSE_OFFLINE=1)"))
+    unreachable = _network_problem(getattr(cls, "mirrors", []), NET_PROBE_TIMEOUT)
+    if unreachable:
+        raise DatasetUnavailableError(_missing_message(
+            name, folder, f"cannot be downloaded: {unreachable} (set COURSE_OFFLINE=1 to stop trying)"))
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(download_timeout)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        cls(str(folder), train=True, download=True)  # fetches the four files of both splits
+    except Exception as exc:  # network errors come in many types
+        raise DatasetUnavailableError(_missing_message(
+            name, folder, f"could not be downloaded: {type(exc).__name__}: {exc}")) from exc
+    finally:
+        socket.setdefaulttimeout(old)
+
+
+def idx_images(name: str, image_size: int = 32, root: str | os.PathLike | None = None, split: str = "train",
+               download_timeout: float = 20.0) -> Dataset:
+    """MNIST or Fashion-MNIST from their original idx files, as (N, 1, S, S) uint8 images (read as [-1, 1]
+    floats by ``Dataset.get``) and (N,) labels 0..9, with the official split.
+
+    Reads the files directly (gzip + big-endian header + bytes; no torchvision, no unpacked copy), from the first
+    folder of ``idx_sources`` that has them; downloads them with torchvision only when none has them, the
+    machine is online and ``COURSE_OFFLINE`` is not set.
+
+    Args:
+        name: ``"mnist"`` or ``"fashion-mnist"``.
+        image_size: S, one of ``IMAGE_SIZES`` (the 28x28 originals are resized bilinearly).
+        root: the data folder (see ``data_dir``).
+        split: ``"train"`` (the official 60,000), ``"test"`` (the official 10,000) or ``"all"`` (both, train first).
+
+    Raises:
+        DatasetUnavailableError: the files are missing and cannot be downloaded (one line: what provides them).
+        DatasetCorruptError: a file is truncated or damaged (the message names it).
+    """
+    if name not in _SUBDIRS:
+        raise ValueError(f"idx_images reads 'mnist' or 'fashion-mnist', not {name!r}")
+    check_image_size(image_size)
+    if split not in ("train", "test", "all"):
+        raise ValueError(f"unknown split {split!r}; use 'train', 'test' or 'all'")
     folder = data_dir(root)
-    try:  # files already there: never touch the network
-        ds = cls(str(folder), train=train, download=False)
-    except RuntimeError:
-        if offline():
-            raise DatasetUnavailableError(
-                f"{name} is not in {folder} and downloads are disabled (COURSE_OFFLINE=1). Run once online "
-                f"without COURSE_OFFLINE to download it, point COURSE_DATA_DIR at a folder that has it, or use "
-                f"the offline dataset 'digits' (or pass fallback=True / --fallback to use it automatically)."
-            ) from None
-        unreachable = _network_problem(getattr(cls, "mirrors", []), NET_PROBE_TIMEOUT)
-        if unreachable:
-            raise DatasetUnavailableError(
-                f"{name} is not in {folder} and cannot be downloaded: {unreachable}. Check the network (or set "
-                f"COURSE_OFFLINE=1 to stop trying), point COURSE_DATA_DIR at a folder that has it, or use the "
-                f"offline dataset 'digits' (fallback=True / --fallback does so automatically).")
-        old = socket.getdefaulttimeout()
-        socket.setdefaulttimeout(download_timeout)
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            ds = cls(str(folder), train=train, download=True)
-        except Exception as exc:  # network errors come in many types
-            raise DatasetUnavailableError(
-                f"{name} could not be downloaded into {folder}: {type(exc).__name__}: {exc}. Check the network, "
-                f"or use the offline dataset 'digits' (fallback=True / --fallback does so automatically)."
-            ) from exc
-        finally:
-            socket.setdefaulttimeout(old)
-    x = ds.data[:, None].float() / 255.0
-    x = (_resize(x, image_size) * 255).round().to(torch.uint8)
-    return Dataset(name, x, ds.targets.clone().long(), "images", 10, meta={"image_size": image_size})
+    parts = ("train", "test") if split == "all" else (split,)
+    pairs = [_idx_pair(name, part, root) for part in parts]
+    if not all(pairs):
+        _download(name, folder, download_timeout)
+        pairs = [_idx_pair(name, part, root) for part in parts]
+        if not all(pairs):
+            raise DatasetUnavailableError(_missing_message(name, folder, "the download did not produce its files"))
+    read = [_read_split(images, labels, image_size) for images, labels in pairs]
+    x = read[0][0] if len(read) == 1 else torch.cat([r[0] for r in read])
+    y = read[0][1] if len(read) == 1 else torch.cat([r[1] for r in read])
+    return Dataset(name, x, y, "images", 10,
+                   meta={"image_size": image_size, "split": split, "source": str(pairs[0][0].parent)})
+
+
+def torchvision_images(name: str, image_size: int = 32, root: str | os.PathLike | None = None,
+                       train: bool = True, download_timeout: float = 20.0) -> Dataset:
+    """Kept for older code: ``idx_images(name, image_size, root, "train" if train else "test")``."""
+    return idx_images(name, image_size, root, "train" if train else "test", download_timeout)
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -310,27 +485,33 @@ def load(name: str, image_size: int | None = None, root: str | os.PathLike | Non
     Args:
         name: ``ring8``, ``grid25``, ``mixture1d``, ``digits``, ``mnist`` or ``fashion-mnist``.
         image_size: square image size for image datasets (8, 16, 32 or 64; default 16 for digits, 32 otherwise).
-        root: data folder for downloads (see ``data_dir``).
-        fallback: if MNIST / Fashion-MNIST cannot be had, use ``digits`` instead and say so (warning and
-            ``Dataset.note``). Without it, the error is raised.
-        split: ``"all"``, ``"train"`` (80 %) or ``"test"`` (20 %), a fixed split for held-out metrics.
+        root: the data folder (see ``data_dir``) searched for MNIST / Fashion-MNIST files and downloaded into.
+        fallback: if MNIST / Fashion-MNIST cannot be had (missing offline, or a damaged file), use ``digits``
+            instead and say so (warning, printed line and ``Dataset.note``). Without it, the error is raised.
+        split: ``"all"``, ``"train"`` or ``"test"``: the official split for MNIST / Fashion-MNIST (60,000 /
+            10,000); for the other datasets a fixed 80 % / 20 % permutation split (``Dataset.split``).
         n, seed: sample count and seed of the generated mixtures.
+
+    Raises:
+        DatasetUnavailableError: MNIST / Fashion-MNIST missing and not downloadable (the message names the
+            apt package or the download), or a damaged file (``DatasetCorruptError``, naming the file).
     """
     if not isinstance(name, str) or name.lower() not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; valid names are {', '.join(DATASETS)}")
+    if split not in ("train", "test", "all"):
+        raise ValueError(f"unknown split {split!r}; use 'train', 'test' or 'all'")
     name = name.lower()
     if name in POINT_DATASETS:
         if image_size is not None:
             raise ValueError(f"image_size is for image datasets; {name!r} is a point dataset")
-        if not isinstance(n, int) or n <= 0:
-            raise ValueError(f"n must be a positive number of samples, got {n!r}")
+        check_int("n", n)
         ds = {"ring8": ring8, "grid25": grid25, "mixture1d": mixture1d}[name](n=n, seed=seed)
     elif name == "digits":
         ds = digits(16 if image_size is None else image_size)
     else:
         size = 32 if image_size is None else image_size
         try:
-            ds = torchvision_images(name, size, root)
+            return idx_images(name, size, root, split)
         except DatasetUnavailableError as exc:
             if not fallback:
                 raise

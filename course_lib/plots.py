@@ -1,16 +1,24 @@
 """Figures: image grids, training curves, and 2-D samples over the discriminator's contour.
 
 All functions draw with matplotlib and return the ``Figure`` (or ``Axes``) so notebooks can save or adjust them.
+``sample_figure`` is the one place that decides how samples are shown (points, images or a histogram); the
+live plot and the command line both use it.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-__all__ = ["image_grid", "show_images", "plot_history", "plot_2d", "discriminator_grid", "LivePlot"]
+from .utils import eval_mode
+
+if TYPE_CHECKING:
+    from .data import Dataset
+
+__all__ = ["image_grid", "show_images", "plot_history", "plot_2d", "discriminator_grid", "sample_kind",
+           "sample_figure", "LivePlot"]
 
 
 def image_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2) -> np.ndarray:
@@ -71,14 +79,8 @@ def discriminator_grid(D: Callable, lim: float, n: int = 100, device="cpu"):
     xs = torch.linspace(-lim, lim, n)
     xx, yy = torch.meshgrid(xs, xs, indexing="xy")
     pts = torch.stack([xx.reshape(-1), yy.reshape(-1)], 1).to(device)
-    was = getattr(D, "training", False)
-    if hasattr(D, "eval"):
-        D.eval()
-    try:
+    with eval_mode(D if isinstance(D, torch.nn.Module) else None):  # a plain function has no mode
         probs = torch.sigmoid(D(pts).float()).reshape(n, n).cpu().numpy()
-    finally:
-        if hasattr(D, "train"):
-            D.train(was)
     return xx.numpy(), yy.numpy(), probs
 
 
@@ -112,6 +114,54 @@ def plot_2d(samples: torch.Tensor, real: torch.Tensor | None = None, D: Callable
     return ax
 
 
+def sample_kind(dataset: "Dataset") -> str:
+    """How samples of ``dataset`` are shown: ``"images"`` (a grid), ``"points"`` (2-D points, over D's contour
+    when there is a D) or ``"values"`` (a histogram of every coordinate: 1-D data, or points of other widths)."""
+    if dataset.kind == "images":
+        return "images"
+    return "points" if tuple(dataset.sample_shape) == (2,) else "values"
+
+
+def sample_figure(samples: torch.Tensor, dataset: "Dataset", D: Callable | None = None, device=None,
+                  title: str | None = None, ax=None):
+    """Draw generated ``samples`` the way their dataset's kind calls for (see :func:`sample_kind`); returns the
+    Axes (``ax.figure`` is the Figure to save).
+
+    * images, ``(N, C, H, W)`` in [-1, 1]: one grid (8 per row);
+    * 2-D points, ``(N, 2)``: over ``len(samples)`` real points, the mode centres and, if ``D`` is given, its
+      D(x) contour, evaluated on ``device`` (default: the device of D's parameters, else the CPU);
+    * anything else, ``(N, D)``: a histogram of all ``N * D`` values over one of the real data.
+
+    Raises:
+        ValueError: the samples do not have the dataset's sample shape (the message names both).
+    """
+    shape = tuple(samples.shape[1:])
+    if samples.dim() < 2 or shape != tuple(dataset.sample_shape):
+        raise ValueError(f"samples of shape {tuple(samples.shape)} do not match dataset {dataset.name!r}, whose "
+                         f"samples have shape {tuple(dataset.sample_shape)}; pass (N, "
+                         f"{', '.join(map(str, dataset.sample_shape))}) samples from a model trained on it")
+    kind = sample_kind(dataset)
+    if kind == "images":
+        return show_images(samples, title=title, ax=ax, size=5)
+    if kind == "points":
+        if device is None:
+            param = next(D.parameters(), None) if isinstance(D, torch.nn.Module) else None
+            device = param.device if param is not None else "cpu"
+        return plot_2d(samples, dataset.x[: len(samples)], D=D, centres=dataset.centres, ax=ax, title=title,
+                       device=device)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 3))
+    values = samples.detach().float().cpu().numpy().ravel()
+    real = dataset.x[: len(samples)].float().cpu().numpy().ravel()
+    bins = np.linspace(min(values.min(), real.min()), max(values.max(), real.max()), 61)
+    ax.hist(real, bins=bins, density=True, histtype="step", color="tab:blue", label="real")
+    ax.hist(values, bins=bins, density=True, alpha=0.6, color="tab:orange", label="generated")
+    ax.legend(loc="upper right", fontsize=7)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
 class LivePlot:
     """A training callback that redraws a figure in the notebook every ``callback_every`` steps.
 
@@ -128,20 +178,16 @@ class LivePlot:
         from .metrics import mode_metrics
 
         fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-        ds = trainer.dataset
-        if ds.kind == "points" and ds.sample_shape == (2,):
-            x = trainer.sample(self.n_samples)
-            m = mode_metrics(x, ds.centres, ds.std, min_count=max(1, round(20 * self.n_samples / 2500)))
-            plot_2d(x, ds.x[: self.n_samples], D=trainer.D, centres=ds.centres, ax=axes[0], device=trainer.device,
-                    title=f"step {trainer.step}: {m['modes']}/{m['num_modes']} modes, "
-                          f"{100 * m['high_quality']:.0f}% HQ")
-        elif ds.kind == "images":
-            imgs = trainer.sample(64, noise=trainer.fixed_noise.cpu(),
-                                  labels=None if trainer.fixed_labels is None else trainer.fixed_labels.cpu())
-            show_images(imgs, title=f"step {trainer.step}", ax=axes[0])
+        ds, title = trainer.dataset, f"step {trainer.step}"
+        if sample_kind(ds) == "images":  # the fixed noise: the same 64 images, step after step
+            x = trainer.sample(64, noise=trainer.fixed_noise.cpu(),
+                               labels=None if trainer.fixed_labels is None else trainer.fixed_labels.cpu())
         else:
-            axes[0].hist(trainer.sample(self.n_samples).numpy().ravel(), bins=60, density=True, alpha=0.6)
-            axes[0].set_title(f"step {trainer.step}")
+            x = trainer.sample(self.n_samples)
+        if sample_kind(ds) == "points" and ds.centres is not None:
+            m = mode_metrics(x, ds.centres, ds.std, min_count=max(1, round(20 * self.n_samples / 2500)))
+            title += f": {m['modes']}/{m['num_modes']} modes, {100 * m['high_quality']:.0f}% HQ"
+        sample_figure(x, ds, D=trainer.D, device=trainer.device, title=title, ax=axes[0])
         plot_history(trainer.history, axes=axes[1:])
         fig.tight_layout()
         return fig

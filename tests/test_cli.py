@@ -100,3 +100,69 @@ def test_bad_arguments_exit_2_with_message(args, match, capsys):
 def test_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
     assert main(["sample", "--checkpoint", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "s.npy")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- flags from the config, resume rule
+
+def test_train_flags_are_built_from_the_config_fields():
+    import dataclasses
+
+    from course_lib.cli import build_parser
+    from course_lib.config import TrainConfig
+
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    flags = {s for a in train._actions for s in a.option_strings}
+    for f in dataclasses.fields(TrainConfig):
+        if f.metadata["cli"] is not False:
+            assert (f.metadata["flag"] or "--" + f.name.replace("_", "-")) in flags, f.name
+    # the names of the hand-written era keep working
+    assert {"--lr", "--ema", "--epochs", "--compile", "--no-compile", "--no-channels-last", "--fallback",
+            "--conditional", "--no-conditional", "--quiet", "--resume", "--out"} <= flags
+
+
+@pytest.fixture
+def ring_run(tmp_path):
+    out = tmp_path / "base"
+    assert main(["train", "--data", "ring8", "--out", str(out), "--steps", "5", "--batch-size", "32",
+                 "--quiet"]) == 0
+    return out / "checkpoint.pt"
+
+
+@pytest.mark.parametrize("args, flag, field, value", [
+    (["--data", "digits"], "--data", "data", "digits"),
+    (["--seed", "5"], "--seed", "seed", 5),
+    (["--loss", "hinge"], "--loss", "loss", "hinge"),
+    (["--lr", "1e-3"], "--lr", "lr_g", 1e-3),
+    (["--latent-dim", "16"], "--latent-dim", "latent_dim", 16),
+    (["--ema", "0.5"], "--ema", "ema_decay", 0.5),
+    (["--fallback"], "--fallback", "fallback", True),
+])
+def test_library_and_cli_refuse_the_same_options_on_resume(ring_run, tmp_path, capsys, args, flag, field, value):
+    from course_lib.train import GANTrainer, ResumeConflictError
+
+    assert main(["train", "--resume", str(ring_run), "--out", str(tmp_path / "r"), "--steps", "7", *args,
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"{flag} cannot be changed when resuming" in err and "--steps" in err
+    assert not (tmp_path / "r").exists()  # nothing written
+    with pytest.raises(ResumeConflictError) as exc:
+        GANTrainer.from_checkpoint(ring_run, verbose=False, **{field: value})
+    assert field in exc.value.fields
+
+
+def test_resume_with_the_saved_values_or_new_speed_options_is_fine(ring_run, tmp_path):
+    out = tmp_path / "r"
+    assert main(["train", "--resume", str(ring_run), "--out", str(out), "--steps", "7", "--data", "ring8",
+                 "--seed", "0", "--amp", "bf16", "--no-compile", "--quiet"]) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert (cfg["steps"], cfg["amp"], cfg["compile"]) == (7, "bf16", False)  # applied, not ignored
+
+
+@pytest.mark.parametrize("steps", [[], ["--steps", "2"], ["--steps", "5"]])
+def test_resume_without_steps_to_train_is_an_error_that_writes_nothing(ring_run, tmp_path, capsys, steps):
+    out = tmp_path / "r5"
+    assert main(["train", "--resume", str(ring_run), "--out", str(out), *steps, "--quiet"]) == 2
+    captured = capsys.readouterr()
+    assert "wrote" not in captured.out and "step 5" in captured.err
+    assert "more than 5" in captured.err or "N > 5" in captured.err  # what to pass instead
+    assert not out.exists()

@@ -3,6 +3,7 @@ fallback, the gradient scaler), channels-last, torch.compile, the option default
 devices, and the throughput helpers of ``course_lib.speed`` and ``benchmarks/throughput.py``."""
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -11,10 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from course_lib import train as train_mod
+from course_lib import runtime as runtime_mod
 from course_lib.checkpoint import load_checkpoint, save_checkpoint
 from course_lib.cli import main
 from course_lib.device import DeviceError
+from course_lib import speed
 from course_lib.speed import PlainLoop, compare_loops, measure_plain_loop, measure_throughput, random_images
 from course_lib.train import GANTrainer, TrainConfig
 
@@ -38,7 +40,7 @@ def test_cpu_defaults_leave_every_speed_option_off():
     assert not tr.scaler_G.is_enabled() and not tr.scaler_D.is_enabled()
     assert tr.channels_last is False
     assert tr.compile_G is False and tr.compile_D is False
-    assert tr._G is tr.G and tr._D is tr.D  # neither compiled nor wrapped
+    assert tr.G_wrapped is tr.G and tr.D_wrapped is tr.D  # neither compiled nor wrapped
 
 
 def test_two_default_cpu_runs_are_bit_identical():
@@ -126,7 +128,7 @@ def test_device_cuda_without_cuda_is_a_clear_error(tmp_path, capsys):
 def _pretend_cuda(tr: GANTrainer, monkeypatch, bf16: str = "native") -> None:
     """Re-resolve ``tr``'s speed options as if it ran on a GPU (bf16: 'native', 'emulated' or 'none')."""
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
-    monkeypatch.setattr(train_mod, "_cuda_bf16", lambda native: bf16 == "native" or (bf16 == "emulated"
+    monkeypatch.setattr(runtime_mod, "_cuda_bf16", lambda native: bf16 == "native" or (bf16 == "emulated"
                                                                                       and not native))
     tr.device = torch.device("cuda")
     tr._resolve_speed_options()
@@ -294,5 +296,300 @@ def test_throughput_benchmark_script_runs(tmp_path):
     assert r["ratio_course_over_plain"] == pytest.approx(r["course_images_per_s"] / r["plain_images_per_s"],
                                                          rel=1e-2)
     assert r["ratio_per_cpu_second"] > 0 and r["ratio_median_of_pairs"] > 0
-    assert [v["variant"] for v in r["options"]][:2] == ["fp32 eager", "+ channels-last"]
+    ladder = {row["rung"]: row for row in r["ladder"]}
+    assert list(ladder)[:3] == ["fp32 eager", "+ TF32", "+ channels-last"]
+    assert ladder["fp32 eager"]["speedup"] == 1.0 and ladder["fp32 eager"]["mfu"] > 0
+    assert r["course_mfu"] == ladder["fp32 eager"]["mfu"] and r["flops_per_step"] > 0
+    if not torch.cuda.is_available():
+        assert ladder["+ TF32"]["status"] == ladder["+ CUDA graphs"]["status"] == "n/a on cpu"
+        assert "n/a on cpu" in proc.stdout
     assert res["machine"]["torch"] == torch.__version__
+
+
+# ----------------------------------------------------------------------------- host syncs
+
+def _tiny_trainer(**changes) -> GANTrainer:
+    cfg = TrainConfig.for_data("mnist", **{**dict(image_size=8, batch_size=8, g_width=4, d_width=4, latent_dim=4,
+                                                  ema_decay=None, steps=10**6, checkpoint_every=10**6), **changes})
+    return GANTrainer(cfg, dataset=random_images(32, 1, 8), verbose=False)
+
+
+def test_count_host_syncs_counts_each_kind_of_read_and_names_the_line():
+    t = torch.tensor([1.5, 2.5])
+
+    def step():
+        t.sum().item()                      # 1
+        t.tolist()                          # 2
+        if torch.isfinite(t).all():         # 3 (bool)
+            float(t[0])                     # 4
+        f"{t[1]:.1f}"                       # 5 (__format__; its internal .item() is not counted again)
+        repr(t)                             # 6 (print(t) calls it; the tolist inside is not counted again)
+        t * 2                               # no read
+
+    r = speed.count_host_syncs(step, steps=2)
+    assert r["total"] == 12 and r["per_step"] == 6
+    assert r["by_kind"] == {"item": 2, "tolist": 2, "__bool__": 2, "__float__": 2, "__format__": 2, "__repr__": 2}
+    assert all("test_speed_options.py" in site for site in r["sites"])
+    assert sum(r["sites"].values()) == r["total"]
+    # the wrappers are gone afterwards
+    assert "item" not in torch.Tensor.__dict__ and "__bool__" not in torch.Tensor.__dict__
+    assert speed.count_host_syncs(lambda: t * 2)["total"] == 0
+
+
+def test_count_host_syncs_ignores_the_optimisers_cpu_step_counter_but_counts_the_course_step():
+    w = torch.nn.Parameter(torch.ones(3))
+    opt = torch.optim.Adam([w])
+
+    def adam_step():
+        opt.zero_grad()
+        (w * w).sum().backward()
+        opt.step()                          # Adam reads its step count (a CPU tensor even in a CUDA run)
+
+    assert speed.count_host_syncs(adam_step, steps=3)["total"] == 0
+    tr = _tiny_trainer()
+    tr.fit(steps=1, progress=False)
+    r = speed.count_host_syncs(tr.train_step, steps=2)
+    assert r["total"] == sum(r["by_kind"].values()) == sum(r["sites"].values())
+    assert all(site.startswith("course_lib/") for site in r["sites"]), r["sites"]
+    assert len(tr.history["d_loss"]) == 3   # the steps really ran
+
+
+def test_count_host_syncs_restores_the_methods_when_the_step_raises():
+    def bad():
+        torch.tensor(1.0).item()
+        raise KeyError("boom")
+
+    with pytest.raises(KeyError):
+        speed.count_host_syncs(bad)
+    assert "item" not in torch.Tensor.__dict__ and torch.tensor(2.0).item() == 2.0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="tests the message without CUDA")
+def test_assert_no_cuda_syncs_without_cuda_points_to_the_cpu_counter():
+    with pytest.raises(RuntimeError, match="needs a CUDA device.*count_host_syncs"):
+        speed.assert_no_cuda_syncs(lambda: None)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_assert_no_cuda_syncs_catches_an_item_and_passes_queued_work_cuda_sync():
+    x = torch.randn(256, 256, device="cuda")
+    speed.assert_no_cuda_syncs(lambda: x @ x)            # queued work only: no synchronisation
+    with pytest.raises(speed.HostSyncError, match="synchronised the GPU"):
+        speed.assert_no_cuda_syncs(lambda: (x @ x).sum().item())
+    assert torch.cuda.get_sync_debug_mode() == 0        # restored
+
+
+# ----------------------------------------------------------------------------- FLOPs, peaks, MFU
+
+def test_count_flops_counts_forward_and_backward_of_a_linear_layer():
+    lin = torch.nn.Linear(64, 32, bias=False)
+    x = torch.randn(8, 64)
+    assert speed.count_flops(lambda: lin(x)) == 2 * 8 * 64 * 32
+    # backward: the weight's gradient (x needs none) adds one more product of the same size
+    assert speed.count_flops(lambda: lin(x).sum().backward()) == 2 * 2 * 8 * 64 * 32
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("NVIDIA H200", "H200 SXM"), ("NVIDIA H100 80GB HBM3", "H100 SXM"), ("NVIDIA H100 PCIe", "H100 PCIe"),
+    ("NVIDIA A100-SXM4-80GB", "A100"), ("NVIDIA A10", "A10"), ("NVIDIA A10G", None), ("NVIDIA L4", "L4"),
+    ("NVIDIA L40S", None), ("Tesla T4", "T4"), ("Tesla V100-SXM2-16GB", "V100"),
+    ("NVIDIA GeForce RTX 4090", "RTX 4090"), ("NVIDIA GeForce RTX 3090", "RTX 3090")])
+def test_gpu_peak_table_matches_device_names(name, expected):
+    peak = speed.gpu_peak(name)
+    assert (peak.name if peak else None) == expected
+
+
+def test_gpu_peak_table_is_ordered_by_precision():
+    for p in speed.GPU_PEAKS:
+        assert p.fp16 >= p.fp32 > 0
+        if p.bf16 is not None:
+            assert p.bf16 >= (p.tf32 or 0) >= p.fp32 * 0.99
+    t4 = speed.gpu_peak("Tesla T4")
+    assert t4.get("bf16") is None and t4.get("fp16") == 65e12   # no native bfloat16 on a T4
+
+
+def test_peak_flops_on_cpu_is_a_measured_matmul_and_bad_precision_is_refused():
+    m = speed.measure_matmul_peak("cpu", n=256, repeats=2)
+    assert m["flops_per_s"] > 1e8 and m["n"] == 256
+    p = speed.peak_flops("cpu", "fp32")
+    assert p["flops_per_s"] > 1e8 and p["source"].startswith("measured")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        speed.peak_flops("cpu", "fp8")
+
+
+def test_measure_mfu_is_achieved_over_peak():
+    tr = _tiny_trainer()
+    flops = speed.count_flops(_tiny_trainer().train_step)
+    r = speed.measure_mfu(tr, steps=3, warmup=1, peak=1e12)
+    assert r["flops_per_step"] == flops > 0
+    assert r["peak_flops_per_s"] == 1e12 and r["precision"] == "fp32"
+    assert r["mfu"] == pytest.approx(r["achieved_flops_per_s"] / 1e12)
+    assert 0 < r["mfu"] < 1
+    with pytest.raises(ValueError, match="positive number of FLOP/s"):
+        speed.measure_mfu(tr, steps=1, warmup=0, peak=0.0)
+
+
+# ----------------------------------------------------------------------------- the option ladder
+
+def _tiny_config(opts=None, batch_size=8):
+    return TrainConfig.for_data("mnist", image_size=8, batch_size=batch_size, g_width=4, d_width=4, latent_dim=4,
+                                ema_decay=None, steps=10**6, checkpoint_every=10**6, **(opts or {}))
+
+
+def test_option_ladder_on_cpu_measures_what_runs_and_announces_the_rest():
+    seen = []
+    rows = speed.option_ladder(_tiny_config, random_images(32, 1, 8), steps=2, warmup=1, progress=seen.append)
+    assert [r["rung"] for r in rows] == [r.name for r in speed.LADDER] and seen == rows
+    by = {r["rung"]: r for r in rows}
+    assert by["fp32 eager"]["status"] == "measured" and by["fp32 eager"]["speedup"] == 1.0
+    for name in ("+ channels-last", "+ AMP bf16"):
+        assert by[name]["status"] == "measured" and by[name]["images_per_s"] > 0
+    if not torch.cuda.is_available():
+        assert by["+ TF32"]["status"] == by["+ CUDA graphs"]["status"] == "n/a on cpu"
+        assert "CUDA graphs" in by["+ CUDA graphs"]["note"] and by["+ CUDA graphs"]["images_per_s"] is None
+        assert by["+ torch.compile"]["status"] == "skipped" and "compile_off_gpu" in by["+ torch.compile"]["note"]
+    # cumulative: each rung keeps the options of the one before
+    assert by["+ AMP bf16"]["options"] == {"amp": "bf16", "channels_last": True, "compile": False, "tf32": True,
+                                           "cuda_graphs": False}
+    assert "| + CUDA graphs |" in speed.format_ladder(rows)
+
+
+def test_option_ladder_reports_a_failing_rung_and_goes_on(monkeypatch):
+    real = speed._measure_rung
+
+    def flaky(make_config, opts, rung, *args):
+        if rung.name == "+ channels-last":
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(make_config, opts, rung, *args)
+
+    monkeypatch.setattr(speed, "_measure_rung", flaky)
+    rows = speed.option_ladder(_tiny_config, random_images(32, 1, 8), steps=1, warmup=0)
+    by = {r["rung"]: r for r in rows}
+    assert by["+ channels-last"]["status"] == "failed" and "OutOfMemoryError" in by["+ channels-last"]["note"]
+    assert by["+ AMP bf16"]["status"] == "measured"
+
+
+def test_tf32_enabled_sets_and_restores_both_flags():
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    with speed.tf32_enabled(False):
+        assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+        with speed.tf32_enabled(True):
+            assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before
+    with pytest.raises(TypeError, match="True or False"):
+        with speed.tf32_enabled("yes"):
+            pass
+
+
+def test_reduce_overhead_off_cuda_is_an_announced_fallback():
+    lin = torch.nn.Linear(2, 2)
+    with pytest.warns(UserWarning, match="CUDA graphs.*mode='default' instead"):
+        speed.compile_for_device(lin, mode="reduce-overhead", device="cpu")
+    with pytest.raises(ValueError, match="mode must be one of"):
+        speed.compile_for_device(lin, mode="fast")
+
+
+# ----------------------------------------------------------------------------- memory against batch size
+
+@pytest.mark.parametrize("exc, oom", [
+    (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB"), True), (MemoryError(), True),
+    (RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory"), True),
+    (RuntimeError("MPS backend out of memory"), True), (RuntimeError("shape mismatch"), False),
+    (ValueError("out of memory"), False)])
+def test_is_out_of_memory(exc, oom):
+    assert speed.is_out_of_memory(exc) is oom
+
+
+def test_saved_tensor_bytes_counts_each_storage_once_and_no_weights():
+    net = torch.nn.Sequential(torch.nn.Linear(10, 20), torch.nn.ReLU(), torch.nn.Linear(20, 5))
+    x = torch.randn(4, 10)
+    # saved: the input x (4x10) and the ReLU output (4x20), which the ReLU and the second layer both keep
+    assert speed.saved_tensor_bytes(lambda: net(x), (net,)) == 4 * (4 * 10 + 4 * 20)
+    assert speed.saved_tensor_bytes(lambda: net(x)) == 4 * (4 * 10 + 4 * 20)
+
+
+def test_memory_sweep_grows_with_the_batch_and_stops_at_the_cap():
+    ds = random_images(64, 1, 8)
+    free = speed.memory_sweep(_tiny_config_b, [8, 16, 32], ds, steps=1, warmup=0)
+    mem = [r["memory_bytes"] for r in free["rows"]]
+    assert free["largest_fit"] == 32 and mem == sorted(mem) and mem[0] < mem[-1]
+    cap = (mem[0] + mem[1]) // 2
+    capped = speed.memory_sweep(_tiny_config_b, [32, 8, 16, 64], ds, steps=1, warmup=0, memory_cap_bytes=cap)
+    assert [r["batch_size"] for r in capped["rows"]] == [8, 16]          # sorted, stopped at the first failure
+    assert [r["status"] for r in capped["rows"]] == ["ok", "out of memory"]
+    assert capped["largest_fit"] == 8 and "over the cap" in capped["rows"][-1]["note"]
+
+
+def _tiny_config_b(b):
+    return _tiny_config(batch_size=b)
+
+
+def test_memory_sweep_catches_a_real_out_of_memory_error_and_raises_other_errors(monkeypatch):
+    real = speed.time_steps
+
+    def alloc(step, steps, warmup, device, images_per_step):
+        if images_per_step >= 16:
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: "
+                               "you tried to allocate 123456789 bytes")
+        return real(step, steps, warmup, device, images_per_step)
+
+    monkeypatch.setattr(speed, "time_steps", alloc)
+    r = speed.memory_sweep(_tiny_config_b, [8, 16, 32], random_images(64, 1, 8), steps=1, warmup=0)
+    assert r["largest_fit"] == 8 and r["rows"][-1]["status"] == "out of memory"
+    assert "can't allocate memory" in r["rows"][-1]["note"]
+    monkeypatch.setattr(speed, "time_steps", lambda *a: (_ for _ in ()).throw(RuntimeError("shape mismatch")))
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        speed.memory_sweep(_tiny_config_b, [8], random_images(64, 1, 8))
+    with pytest.raises(ValueError, match="batch_sizes is empty"):
+        speed.memory_sweep(_tiny_config_b, [], random_images(64, 1, 8))
+
+
+def test_measure_loader_counts_every_image_of_the_last_epoch():
+    ds = torch.utils.data.TensorDataset(torch.randn(40, 1, 4, 4))
+    loader = torch.utils.data.DataLoader(ds, batch_size=16)
+    r = speed.measure_loader(loader, "cpu", epochs=2)
+    assert r["images"] == 40 and r["images_per_s"] > 0 and r["num_workers"] == 0
+
+
+# ----------------------------------------------------------------------------- several processes
+
+def test_sync_batchnorm_is_an_announced_no_op_in_one_process_and_on_cpu(monkeypatch):
+    import torch.distributed as dist
+
+    D = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4))
+    with pytest.warns(UserWarning, match="no effect in a single process.*torchrun"):
+        assert speed.convert_sync_batchnorm(D) is D
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_world_size", lambda group=None: 2)
+    with pytest.warns(UserWarning, match="needs GPU tensors.*per process"):
+        assert speed.convert_sync_batchnorm(D) is D
+    converted = speed.convert_sync_batchnorm(copy.deepcopy(D), device="cuda")   # DDP on GPUs: converted
+    assert isinstance(converted[1], torch.nn.SyncBatchNorm)
+    assert isinstance(D[1], torch.nn.BatchNorm2d) and not isinstance(D[1], torch.nn.SyncBatchNorm)
+
+
+def test_torchrun_command_for_several_machines():
+    cmd = speed.torchrun_command(8, ["-m", "course_lib", "train"], nnodes=2, node_rank=1, endpoint="10.0.0.1:29500",
+                                 python="python")
+    assert cmd[:3] == ["python", "-m", "torch.distributed.run"]
+    for part in ("--nnodes=2", "--node-rank=1", "--nproc-per-node=8", "--rdzv-backend=c10d",
+                 "--rdzv-endpoint=10.0.0.1:29500"):
+        assert part in cmd
+    assert cmd[-3:] == ["-m", "course_lib", "train"]
+    with pytest.raises(ValueError, match="node_rank must be an integer in \\[0, 1\\]"):
+        speed.torchrun_command(8, [], nnodes=2, node_rank=2)
+    with pytest.raises(ValueError, match="host:port"):
+        speed.torchrun_command(1, [], endpoint="10.0.0.1")
+
+
+@pytest.mark.slow
+def test_scaling_efficiency_runs_one_and_two_processes_through_the_c10d_rendezvous():
+    r = speed.scaling_efficiency((1, 2), per_process_batch=16, steps=3, warmup=1, image_size=8, width=4,
+                                 timeout=240)
+    one, two = r["rows"]
+    assert (one["processes"], two["processes"]) == (1, 2) and (one["world_size"], two["world_size"]) == (1, 2)
+    assert (one["global_batch"], two["global_batch"]) == (16, 32)           # weak scaling
+    assert one["speedup"] == one["efficiency"] == 1.0 and two["ideal"] == 2.0
+    assert two["efficiency"] == pytest.approx(two["speedup"] / 2) and two["images_per_s"] > 0
+    with pytest.raises(ValueError, match="number of processes must be a positive integer"):
+        speed.scaling_efficiency((0,))

@@ -1,12 +1,16 @@
-"""The training loop: learning, history, n_critic, EMA, callbacks, checkpoints and exact resume."""
+"""The training loop: learning, history, n_critic, EMA, callbacks, checkpoints and exact resume; the step
+functions d_step / g_step; the config's validation table; the one resume rule."""
+import dataclasses
 import json
 
 import pytest
 import torch
 
-from course_lib import data, metrics
-from course_lib.checkpoint import CheckpointError, load_checkpoint
-from course_lib.train import GANTrainer, NonFiniteLossError, TrainConfig, load_generator
+from course_lib import data, metrics, runtime
+from course_lib import train as train_mod
+from course_lib.checkpoint import FORMAT_VERSION, CheckpointError, load_checkpoint
+from course_lib.config import MODEL_FIELDS, RESUMABLE_FIELDS
+from course_lib.train import GANTrainer, NonFiniteLossError, ResumeConflictError, TrainConfig, load_generator
 
 
 def small(data_name="ring8", **kw):
@@ -160,7 +164,7 @@ def test_checkpoint_round_trip_and_contents(tmp_path):
     trainer = GANTrainer(small("digits", ema_decay=0.99), out_dir=tmp_path, verbose=False)
     trainer.fit()
     state = load_checkpoint(tmp_path / "checkpoint.pt")
-    assert state["step"] == 30 and state["version"] == 1
+    assert state["step"] == 30 and state["version"] == FORMAT_VERSION
     assert {"G", "D", "G_ema", "opt_G", "opt_D", "rng", "history", "config"} <= set(state)
     G, cfg, info = load_generator(tmp_path / "checkpoint.pt")
     assert cfg == trainer.config and info["sample_shape"] == [1, 8, 8]
@@ -223,3 +227,153 @@ def test_progress_bar_shows_by_default_and_respects_tqdm_disable(monkeypatch, ca
     monkeypatch.setenv("TQDM_DISABLE", "1")  # what the test configuration sets for every notebook kernel
     GANTrainer(small(steps=3), verbose=False).fit(progress=True)
     assert "ring8 GAN" not in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- d_step and g_step
+
+def _plain(name="ring8", **kw):
+    """A config whose step is the plain GAN: no penalty, no EMA, constant learning rates."""
+    return small(name, r1_gamma=0.0, ema_decay=None, lr_schedule="constant", **kw)
+
+
+def test_d_step_updates_only_d_and_g_step_updates_only_g():
+    trainer = GANTrainer(_plain(), verbose=False)
+    G, D = trainer.G, trainer.D
+    real, _ = trainer._real_batch()
+    z, _ = trainer._noise(64)
+    g_before = [p.detach().clone() for p in G.parameters()]
+    d_before = [p.detach().clone() for p in D.parameters()]
+    out = train_mod.d_step(G, D, trainer.opt_D, "nonsaturating", real, z)
+    assert set(out) == {"d_loss", "d_real", "d_fake", "penalty"}
+    assert all(not v.requires_grad and v.dim() == 0 for v in out.values())
+    assert 0 < out["d_real"] < 1 and 0 < out["d_fake"] < 1 and out["penalty"] == 0
+    assert all(torch.equal(a, b) for a, b in zip(g_before, G.parameters()))  # G untouched ...
+    assert all(p.grad is None for p in G.parameters())                      # ... not even its .grad
+    assert not all(torch.equal(a, b) for a, b in zip(d_before, D.parameters()))
+    d_after = [p.detach().clone() for p in D.parameters()]
+    g = train_mod.g_step(G, D, trainer.opt_G, "nonsaturating", z)
+    assert set(g) == {"g_loss"} and g["g_loss"] > 0
+    assert not all(torch.equal(a, b) for a, b in zip(g_before, G.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(d_after, D.parameters()))  # only opt_G stepped
+
+
+@pytest.mark.parametrize("name", ["ring8", "digits"])
+def test_train_step_is_d_step_then_g_step(name):
+    """The trainer's step is exactly the library's d_step and g_step on its batches (same numbers)."""
+    cfg = _plain(name, conditional=True) if name == "digits" else _plain(name)
+    a, b = GANTrainer(cfg, verbose=False), GANTrainer(cfg, verbose=False)
+    for _ in range(3):
+        stats = a.train_step()
+        real, y = b._real_batch()
+        z, _ = b._noise(b.local_batch)
+        d = train_mod.d_step(b.G, b.D, b.opt_D, b.loss, real, z, y)
+        z, y = b._noise(b.local_batch)
+        g = train_mod.g_step(b.G, b.D, b.opt_G, b.config.loss, z, y)
+        assert stats == {"d_loss": d["d_loss"].item(), "g_loss": g["g_loss"].item(), "d_real": d["d_real"].item(),
+                         "d_fake": d["d_fake"].item(), "penalty": 0.0}
+    for p, q in zip(list(a.G.parameters()) + list(a.D.parameters()), list(b.G.parameters()) + list(b.D.parameters())):
+        assert torch.equal(p, q)
+
+
+# ----------------------------------------------------------------------------- the config table
+
+def test_every_config_field_has_a_row_in_the_table_and_help():
+    for f in dataclasses.fields(TrainConfig):
+        assert callable(f.metadata["check"]) and f.metadata["help"], f.name
+    assert MODEL_FIELDS == ("data", "image_size", "model", "latent_dim", "g_width", "d_width", "depth",
+                            "conditional", "spectral_norm")
+
+
+@pytest.mark.parametrize("name", ["fallback", "conditional", "spectral_norm", "compile", "channels_last",
+                                  "cudnn_benchmark"])
+def test_string_booleans_are_refused(name):
+    with pytest.raises(TypeError, match=f"{name} must be True or False.*got 'no' \\(str\\)"):
+        TrainConfig.for_data("digits", **{name: "no"})
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({"r1_gamma": True}, "r1_gamma must be a non-negative number, got True"),
+    ({"lr_g": True}, "lr_g must be a positive finite number, got True"),
+    ({"steps": True}, "steps must be a positive integer, got True"),
+    ({"label_smoothing": False}, r"label_smoothing must be in \[0, 1\), got False"),
+    ({"betas": 0.5}, r"betas must be two numbers in \[0, 1\)"),
+    ({"betas": (True, 0.9)}, r"betas must be two numbers"),
+    ({"seed": 2**63}, r"seed must be an integer in \[0, 2\*\*63 - 1\]"),
+    ({"seed": -1}, r"seed must be an integer in \[0, 2\*\*63 - 1\]"),
+    ({"split": "val"}, "unknown split 'val'; valid choices are train, test, all"),
+    ({"n_critic": 0}, "n_critic must be a positive integer or None"),
+])
+def test_numbers_must_not_be_bools_and_ranges_are_checked(changes, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig.for_data("ring8", **changes)
+
+
+def test_device_must_be_text():
+    with pytest.raises(TypeError, match="device must be a string such as 'auto', 'cpu'"):
+        TrainConfig.for_data("ring8", device=1)
+
+
+def test_the_largest_seed_trains_and_samples():
+    trainer = GANTrainer(small(steps=2, seed=2**63 - 1), verbose=False)
+    trainer.fit(progress=False)
+    assert trainer.sample(5).shape == (5, 2)
+
+
+def test_loss_defaults_are_resolved_once_and_round_trip_through_json():
+    cfg = TrainConfig.for_data("ring8", loss="wgan-gp")
+    assert (cfg.n_critic, cfg.gp_weight) == (5, 10.0)
+    assert (TrainConfig.for_data("ring8").n_critic, TrainConfig.for_data("ring8").gp_weight) == (1, 0.0)
+    assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    old = {**cfg.to_dict(), "n_critic": None, "gp_weight": None}  # a checkpoint's config before resolution
+    assert TrainConfig.from_dict(old) == cfg
+    assert TrainConfig.for_data("ring8", loss="wgan-gp", n_critic=2, gp_weight=0.0).n_critic == 2
+
+
+# ----------------------------------------------------------------------------- the resume rule
+
+@pytest.fixture
+def ring_checkpoint(tmp_path):
+    trainer = GANTrainer(small(steps=6), verbose=False)
+    trainer.fit(progress=False)
+    return trainer.save(tmp_path / "c.pt")
+
+
+@pytest.mark.parametrize("changes, fields", [
+    ({"seed": 5}, ["seed"]), ({"loss": "hinge"}, ["loss"]), ({"lr_g": 1e-3, "batch_size": 32}, ["batch_size", "lr_g"]),
+    ({"ema_decay": None}, ["ema_decay"]), ({"data": "grid25"}, ["data"]), ({"fallback": True}, ["fallback"]),
+])
+def test_resume_refuses_every_field_outside_the_resumable_ones(ring_checkpoint, changes, fields):
+    with pytest.raises(ResumeConflictError, match=r"cannot change .* when resuming") as exc:
+        GANTrainer.from_checkpoint(ring_checkpoint, verbose=False, **changes)
+    assert exc.value.fields == fields and isinstance(exc.value, CheckpointError)
+
+
+def test_resume_accepts_equal_values_and_the_resumable_fields(ring_checkpoint):
+    assert set(RESUMABLE_FIELDS) == {"steps", "device", "amp", "channels_last", "compile", "cudnn_benchmark",
+                                     "checkpoint_every", "callback_every", "nan_policy"}
+    tr = GANTrainer.from_checkpoint(ring_checkpoint, verbose=False, seed=0, loss="nonsaturating", betas=[0.5, 0.9],
+                                    steps=8, amp="bf16", compile=False, checkpoint_every=3, nan_policy="skip")
+    assert (tr.step, tr.config.steps, tr.amp_mode, tr.config.checkpoint_every) == (6, 8, "bf16", 3)
+
+
+def test_resume_target_must_lie_beyond_the_checkpoint(ring_checkpoint):
+    for steps in (2, 6):
+        with pytest.raises(ValueError, match=f"steps={steps} is not beyond the step 6 .* give more than 6"):
+            GANTrainer.from_checkpoint(ring_checkpoint, verbose=False, steps=steps)
+    assert GANTrainer.from_checkpoint(ring_checkpoint, verbose=False).step == 6  # loading a finished run is fine
+
+
+def test_resume_refuses_other_data_of_the_same_shape(ring_checkpoint):
+    with pytest.raises(CheckpointError, match="trained on the data 'ring8', but this dataset is 'grid25'"):
+        GANTrainer.from_checkpoint(ring_checkpoint, dataset=data.load("grid25"), verbose=False)
+
+
+def test_stream_seeds_are_the_documented_formulas():
+    assert runtime.stream_seed("noise", 3, rank=1) == 3 * 1000 + 1 + 1
+    assert runtime.stream_seed("resumed", 3, rank=1, step=10) == 3 * 1000 + 2 + 70
+    assert runtime.stream_seed("fixed", 3) == 3 + 12345
+    assert runtime.stream_seed("epoch", 3, epoch=2) == 3 * 100_003 + 2
+    assert runtime.stream_seed("sample", 3, step=4) == 3 * 7919 + 4
+    assert 0 <= runtime.stream_seed("noise", 2**63 - 1) < 2**63
+    with pytest.raises(ValueError, match="unknown random stream 'z'"):
+        runtime.stream_seed("z", 0)

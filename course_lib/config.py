@@ -1,0 +1,315 @@
+"""``TrainConfig``: everything that defines a training run, checked by one table, with one resume rule.
+
+    >>> from course_lib.config import TrainConfig
+    >>> cfg = TrainConfig.for_data("ring8", steps=2000)       # the course's recipe, one field changed
+    >>> cfg.n_critic, cfg.gp_weight                           # None resolved once: the loss's defaults
+    (1, 0.0)
+
+Each field carries its description in ``dataclasses.field(metadata=...)``:
+
+* ``help``: one line, shown by ``python -m course_lib train --help`` (the CLI builds its flags from it);
+* ``check``: the row of the validation table, ``check(name, value)`` raising ValueError / TypeError;
+* ``choices``: the valid values of a text field (checked by the same table);
+* ``model``: the field defines the networks' shapes (``MODEL_FIELDS``: a checkpoint loads only into a
+  config that agrees on all of them);
+* ``resume``: the field may change when a run is resumed (``RESUMABLE_FIELDS``); every other field that
+  differs from the checkpoint is refused, by ``GANTrainer.from_checkpoint`` and by the CLI alike;
+* ``cli``: how the command line parses it (a parser name of ``course_lib.cli``, or False for no flag).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from . import data as data_mod
+from .checkpoint import CheckpointError
+from .losses import LOSSES, get_loss
+from .models import MODELS
+from .recipes import RECIPES
+from .utils import check_bool, check_int, check_seed, is_int
+
+__all__ = ["TrainConfig", "MODEL_FIELDS", "RESUMABLE_FIELDS", "AMP_CHOICES", "NAN_POLICIES", "LR_SCHEDULES",
+           "SPLITS", "resume_conflicts", "resume_config", "ResumeConflictError"]
+
+AMP_CHOICES = ("auto", "off", "bf16", "fp16")
+NAN_POLICIES = ("stop", "skip")
+LR_SCHEDULES = ("constant", "linear")
+SPLITS = ("train", "test", "all")
+
+
+# ----------------------------------------------------------------------------- the checks (rows of the table)
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _positive_int(name: str, v: Any) -> None:
+    check_int(name, v)
+
+
+def _optional_positive_int(name: str, v: Any) -> None:
+    check_int(name, v, allow_none=True)
+
+
+def _seed(name: str, v: Any) -> None:
+    check_seed(v, name)
+
+
+def _bool(name: str, v: Any) -> None:
+    check_bool(name, v)
+
+
+def _optional_bool(name: str, v: Any) -> None:
+    check_bool(name, v, allow_none=True)
+
+
+def _positive_number(name: str, v: Any) -> None:
+    if not (_number(v) and math.isfinite(v) and v > 0):
+        raise ValueError(f"{name} must be a positive finite number, got {v!r}")
+
+
+def _optional_nonneg_number(name: str, v: Any) -> None:
+    if v is not None and not (_number(v) and math.isfinite(v) and v >= 0):
+        raise ValueError(f"{name} must be a non-negative number, got {v!r}")
+
+
+def _nonneg_number(name: str, v: Any) -> None:
+    if v is None:
+        raise ValueError(f"{name} must be a non-negative number, got None")
+    _optional_nonneg_number(name, v)
+
+
+def _unit_interval(name: str, v: Any) -> None:
+    if not (_number(v) and 0 <= v < 1):
+        raise ValueError(f"{name} must be in [0, 1), got {v!r}")
+
+
+def _ema_decay(name: str, v: Any) -> None:
+    if v is not None and not (isinstance(v, float) and 0 < v < 1):
+        raise ValueError(f"{name} must be a float in (0, 1) (e.g. 0.999) or None, got {v!r}")
+
+
+def _betas(name: str, v: Any) -> None:
+    if not (isinstance(v, tuple) and len(v) == 2 and all(_number(b) and 0 <= b < 1 for b in v)):
+        raise ValueError(f"{name} must be two numbers in [0, 1), such as (0.5, 0.999), got {v!r}")
+
+
+def _image_size(name: str, v: Any) -> None:
+    if v is not None:
+        if not is_int(v):
+            raise ValueError(f"{name} must be an integer (8, 16, 32 or 64) or None, got {v!r}")
+        data_mod.check_image_size(v)
+
+
+def _device(name: str, v: Any) -> None:
+    if not isinstance(v, str):
+        raise TypeError(f"{name} must be a string such as 'auto', 'cpu', 'cuda', 'cuda:1' or 'mps', got {v!r}")
+
+
+def _choice(noun: str, valid: str = "choices") -> Callable[[str, Any], None]:
+    """A check that the value is one of the field's ``choices``: 'unknown <noun> ...; valid <valid> are ...'."""
+    def check(name: str, v: Any) -> None:
+        choices = _CHOICES[name]
+        if not isinstance(v, str) or v not in choices:
+            raise ValueError(f"unknown {noun} {v!r}; valid {valid} are {', '.join(choices)}")
+    return check
+
+
+_CHOICES: dict[str, tuple[str, ...]] = {}
+
+
+def option(default: Any, help: str, check: Callable[[str, Any], None], *, choices: tuple[str, ...] = (),
+           model: bool = False, resume: bool = False, cli: str | bool = True, flag: str | None = None) -> Any:
+    """A ``TrainConfig`` field with its metadata (see the module docstring)."""
+    return field(default=default, metadata={"help": help, "check": check, "choices": choices, "model": model,
+                                            "resume": resume, "cli": cli, "flag": flag})
+
+
+# ----------------------------------------------------------------------------- the config
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run. ``TrainConfig.for_data(name, **changes)`` starts from the
+    course's recipe for that dataset (``course_lib.recipes``).
+
+    Sizes: ``batch_size`` is the global batch (split over processes under DDP); ``steps`` counts generator
+    updates. ``n_critic`` and ``gp_weight`` given as None take the loss's defaults (5 and 10 for wgan-gp,
+    1 and 0 otherwise), resolved when the config is built, so the stored config says what runs. Speed options
+    (``amp``, ``channels_last``, ``compile``, ``cudnn_benchmark``) are ``"auto"``/``None`` by default: on
+    where safe on CUDA, off on CPU and MPS. ``lr_schedule``: ``"constant"``, or ``"linear"`` decay of both
+    learning rates to zero over ``steps`` (see ``lr_factor``). ``r1_gamma``: weight of the R1 penalty
+    (gamma/2) E||grad_x D(x)||^2 on real data; with ``r1_every`` = k > 1 it is computed on every k-th
+    generator step only and weighted k times as much (lazy regularisation, Karras et al. 2020).
+    """
+
+    data: str = option("ring8", "dataset", _choice("dataset", "names"), choices=data_mod.DATASETS, model=True)
+    image_size: int | None = option(None, "image size for image data (8, 16, 32 or 64)", _image_size, model=True,
+                                    cli="positive_int")
+    split: str = option("train", "part of the data to train on", _choice("split"), choices=SPLITS)
+    fallback: bool = option(False, "use the offline 'digits' data if MNIST / Fashion-MNIST cannot be downloaded",
+                            _bool)
+    model: str = option("mlp", "network family (mlp for points, dcgan for images)", _choice("model", "models"),
+                        choices=tuple(MODELS), model=True)
+    loss: str = option("nonsaturating", "GAN loss", _choice("loss", "losses"), choices=tuple(LOSSES))
+    latent_dim: int = option(8, "size of z", _positive_int, model=True, cli="positive_int")
+    g_width: int = option(128, "width of the generator", _positive_int, model=True, cli="positive_int")
+    d_width: int = option(128, "width of the discriminator", _positive_int, model=True, cli="positive_int")
+    depth: int = option(3, "hidden layers of the MLPs", _positive_int, model=True, cli="positive_int")
+    conditional: bool = option(False, "class-conditional GAN (labelled image data; on for the digits recipe)",
+                               _bool, model=True)
+    spectral_norm: bool = option(False, "spectral normalisation in D", _bool, model=True)
+    steps: int = option(3000, "generator steps (on resume: the new total)", _positive_int, resume=True,
+                        cli="positive_int")
+    batch_size: int = option(256, "global batch size", _positive_int, cli="positive_int")
+    lr_g: float = option(2e-4, "learning rate of G", _positive_number, cli="positive_float")
+    lr_d: float = option(2e-4, "learning rate of D", _positive_number, cli="positive_float")
+    betas: tuple[float, float] = option((0.5, 0.999), "Adam betas of both networks", _betas, cli="betas")
+    lr_schedule: str = option("constant", "constant, or linear decay to 0 over the run", _choice("lr_schedule"),
+                              choices=LR_SCHEDULES)
+    n_critic: int | None = option(None, "discriminator steps per generator step (default: the loss's)",
+                                  _optional_positive_int, cli="positive_int")
+    label_smoothing: float = option(0.0, "one-sided label smoothing of real targets", _unit_interval,
+                                    cli="unit_float")
+    gp_weight: float | None = option(None, "weight of the WGAN-GP gradient penalty (default: the loss's)",
+                                     _optional_nonneg_number, cli="float")
+    r1_gamma: float = option(0.0, "weight of the R1 penalty", _nonneg_number, cli="float")
+    r1_every: int = option(1, "compute R1 every k steps, weighted k times (lazy R1)", _positive_int,
+                           cli="positive_int")
+    ema_decay: float | None = option(None, "EMA decay of the generator (0 turns EMA off)", _ema_decay,
+                                     cli="unit_float", flag="--ema")
+    seed: int = option(0, "random seed", _seed, cli="nonneg_int")
+    device: str = option("auto", "auto, cpu, cuda, cuda:N or mps", _device, resume=True)
+    amp: str = option("auto", "mixed precision", _choice("amp mode"), choices=AMP_CHOICES, resume=True)
+    channels_last: bool | None = option(None, "channels-last memory format (default: on for convolutions on "
+                                              "CUDA)", _optional_bool, resume=True)
+    compile: bool | None = option(None, "torch.compile (default: on CUDA only)", _optional_bool, resume=True)
+    cudnn_benchmark: bool | None = option(None, "cuDNN autotuning (default: on CUDA)", _optional_bool,
+                                          resume=True)
+    checkpoint_every: int = option(1000, "steps between checkpoints", _positive_int, resume=True,
+                                   cli="positive_int")
+    callback_every: int = option(100, "steps between callbacks (live plots)", _positive_int, resume=True,
+                                 cli=False)
+    nan_policy: str = option("stop", "on a NaN/inf loss: stop (keep the last good checkpoint) or skip the step",
+                             _choice("nan_policy"), choices=NAN_POLICIES, resume=True)
+
+    @classmethod
+    def for_data(cls, data: str, **changes: Any) -> "TrainConfig":
+        """The recipe for ``data`` (see ``course_lib.recipes.RECIPES``) with ``changes`` applied."""
+        if data not in RECIPES:
+            raise ValueError(f"unknown dataset {data!r}; valid names are {', '.join(RECIPES)}")
+        unknown = set(changes) - set(FIELD_NAMES)
+        if unknown:
+            raise TypeError(f"unknown TrainConfig field(s) {sorted(unknown)}; valid fields are {list(FIELD_NAMES)}")
+        return cls(**{**RECIPES[data], "data": data, **changes})
+
+    def __post_init__(self) -> None:
+        if isinstance(self.betas, list):  # lists from JSON
+            self.betas = tuple(self.betas)
+        self.validate()
+        loss = get_loss(self.loss)  # resolve the loss's defaults once
+        if self.n_critic is None:
+            self.n_critic = loss.n_critic
+        if self.gp_weight is None:
+            self.gp_weight = float(loss.gp_weight)
+
+    def validate(self) -> None:
+        """Raise ValueError / TypeError naming the first bad field and its valid values: each field's row of
+        the table (its ``check`` metadata), then the rules that relate fields."""
+        for f in dataclasses.fields(self):
+            f.metadata["check"](f.name, getattr(self, f.name))
+        if self.label_smoothing and not get_loss(self.loss).smoothing:
+            raise ValueError(f"label_smoothing applies to the cross-entropy losses (saturating, nonsaturating), "
+                             f"not to {self.loss!r}")
+        if self.model == "mlp" and self.data in data_mod.IMAGE_DATASETS:
+            raise ValueError(f"dataset {self.data!r} holds images: use model='dcgan' (the 'mlp' model is for points)")
+        if self.model == "dcgan" and self.data in data_mod.POINT_DATASETS:
+            raise ValueError(f"dataset {self.data!r} holds points: use model='mlp' (the 'dcgan' model is for images)")
+        if self.conditional and self.model != "dcgan":
+            raise ValueError("conditional=True needs model='dcgan' on a labelled image dataset")
+
+    def lr_factor(self, step: int) -> float:
+        """Learning-rate multiplier for generator step ``step`` (0-based): 1 for ``"constant"``; for ``"linear"``
+        it falls from 1 at step 0 to 1/steps at the last step (a linear decay to zero over the run, which lets
+        the generator settle on the modes instead of circling them). A pure function of the step, so a resumed
+        run follows the same schedule without extra state."""
+        if self.lr_schedule == "linear":
+            return max(1.0 - step / self.steps, 0.0) or 1.0 / self.steps
+        return 1.0
+
+    def uses_double_backward(self) -> bool:
+        """Whether D's update differentiates a gradient (WGAN-GP or R1 penalty): no torch.compile for D then."""
+        return self.gp_weight > 0 or self.r1_gamma > 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (``betas`` as a list); ``from_dict`` reads it back equal."""
+        d = dataclasses.asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        """The config of ``d`` (keys that are not fields are ignored: checkpoints of older versions)."""
+        if not isinstance(d, dict):
+            raise TypeError(f"a config must be a dict of TrainConfig fields, got {type(d).__name__}")
+        return cls(**{k: v for k, v in d.items() if k in FIELD_NAMES})
+
+
+FIELD_NAMES = tuple(f.name for f in dataclasses.fields(TrainConfig))
+_CHOICES.update({f.name: f.metadata["choices"] for f in dataclasses.fields(TrainConfig) if f.metadata["choices"]})
+# Fields that define the networks' shapes: a checkpoint only loads into a config that agrees on all of them.
+MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["model"])
+# The one rule for resuming: these fields may change (how long, where and how fast the run goes on); every
+# other field is the run itself, and a value that differs from the checkpoint's is refused.
+RESUMABLE_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["resume"])
+
+
+class ResumeConflictError(CheckpointError):
+    """A resume asked to change fields that define the run; ``fields`` names them (config field names)."""
+
+    def __init__(self, fields: list[str], message: str):
+        super().__init__(message)
+        self.fields = list(fields)
+
+
+def resume_conflicts(saved: TrainConfig, changes: dict[str, Any]) -> list[str]:
+    """The fields of ``changes`` outside ``RESUMABLE_FIELDS`` whose value differs from the checkpoint's
+    ``saved`` config (sorted; an equal value is no conflict). Used by ``GANTrainer.from_checkpoint`` and so
+    by ``python -m course_lib train --resume``."""
+    def same(k: str, v: Any) -> bool:
+        if k == "betas" and isinstance(v, list):
+            v = tuple(v)
+        if v is None and k in ("n_critic", "gp_weight"):  # None: the loss's default
+            v = getattr(get_loss(saved.loss), k)
+        return v == getattr(saved, k)
+    return sorted(k for k, v in changes.items() if k not in RESUMABLE_FIELDS and not same(k, v))
+
+
+def resume_config(saved: Any, step: Any, changes: dict[str, Any], source: str = "checkpoint") -> TrainConfig:
+    """The config of a resumed run: the checkpoint's ``saved`` config dict with ``changes`` applied.
+
+    Raises:
+        TypeError: a change names no TrainConfig field.
+        CheckpointError: ``saved`` is not a valid config.
+        ResumeConflictError: a change outside ``RESUMABLE_FIELDS`` differs from the saved value (the
+            message lists the fields; an equal value is fine).
+        ValueError: a change is invalid, or ``steps`` (the new total) is not beyond the checkpoint's ``step``.
+    """
+    unknown = sorted(set(changes) - set(FIELD_NAMES))
+    if unknown:
+        raise TypeError(f"unknown TrainConfig field(s) {unknown}; valid fields are {list(FIELD_NAMES)}")
+    try:
+        old = TrainConfig.from_dict(saved)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{source} has an invalid config: {exc}") from None
+    bad = resume_conflicts(old, changes)
+    if bad:
+        raise ResumeConflictError(bad, f"cannot change {bad} when resuming: they define the run saved in {source}; "
+                                       f"only {', '.join(RESUMABLE_FIELDS)} may change (start a new run to change "
+                                       f"the others)")
+    new = TrainConfig.from_dict({**old.to_dict(), **changes})
+    if "steps" in changes and is_int(step) and new.steps <= step:
+        raise ValueError(f"steps={new.steps} is not beyond the step {step} of {source}: steps is the new total; "
+                         f"give more than {step} to train further")
+    return new

@@ -1,0 +1,122 @@
+"""Samples from a trained generator: ``generate`` (any G), ``load_generator`` (from a checkpoint file) and
+``check_compatible`` (does a checkpoint fit a config's models?).
+
+    >>> G, config, info = load_generator("runs/ring8/checkpoint.pt")
+    >>> x = generate(G, 2500, config.latent_dim, torch.device("cpu"))   # (2500, 2) points
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+from torch import nn
+
+from .checkpoint import CheckpointError, load_checkpoint
+from .config import MODEL_FIELDS, TrainConfig
+from .device import get_device
+from .models import build_models
+from .utils import check_int, check_seed, eval_mode
+
+__all__ = ["generate", "load_generator", "check_compatible", "check_same_data", "first_lines"]
+
+
+def first_lines(exc: BaseException, n: int = 2) -> str:
+    """The first ``n`` non-empty lines of an error (load_state_dict's headline and first mismatch)."""
+    return " ".join([ln.strip() for ln in str(exc).splitlines() if ln.strip()][:n])
+
+
+def check_compatible(config: TrainConfig, state: dict[str, Any], source: str = "checkpoint") -> None:
+    """Raise CheckpointError listing every model-defining field where ``state['config']`` and ``config`` differ."""
+    saved = state.get("config", {})
+    diffs = [f"{k}: {source} has {saved.get(k)!r}, the model asked for has {getattr(config, k)!r}"
+             for k in MODEL_FIELDS if k in saved and saved.get(k) != getattr(config, k)]
+    if diffs:
+        raise CheckpointError(f"{source} does not match the requested model:\n  " + "\n  ".join(diffs))
+
+
+def check_same_data(info: dict[str, Any], dataset: Any, source: str = "checkpoint") -> None:
+    """Raise CheckpointError if ``dataset`` (a ``data.Dataset``) is not the data of the checkpoint's
+    ``data_info`` ``info``: another sample shape or another name (a fallback run on digits is not MNIST)."""
+    saved_shape, shape = tuple(info.get("sample_shape") or ()), tuple(dataset.sample_shape)
+    if saved_shape and saved_shape != shape:
+        raise CheckpointError(f"{source} was trained on samples of shape {saved_shape} (points: (dim,); images: "
+                              f"(channels, height, width)), but this dataset's samples have shape {shape}; "
+                              f"resume with the same data")
+    if info.get("name") and info["name"] != dataset.name:
+        raise CheckpointError(f"{source} was trained on the data {info['name']!r}, but this dataset is "
+                              f"{dataset.name!r}; resume with the same data (start a new run for other data)")
+
+
+def _check_labels(labels: Any, n: int, num_classes: int) -> torch.Tensor:
+    """``labels`` as an (n,) int64 CPU tensor of classes in [0, num_classes), or a clear error."""
+    labels = torch.as_tensor(labels)
+    if labels.is_floating_point() or labels.dtype == torch.bool or labels.is_complex():
+        raise TypeError(f"labels must be an integer tensor (class indices), got dtype {labels.dtype}")
+    labels = labels.long().cpu()
+    if labels.shape != (n,):
+        raise ValueError(f"labels must have shape ({n},), one class per sample, got {tuple(labels.shape)}")
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise ValueError(f"labels must be class indices in [0, {num_classes}), got values from "
+                         f"{int(labels.min())} to {int(labels.max())}")
+    return labels
+
+
+@torch.no_grad()
+def generate(G: nn.Module, n: int, latent_dim: int, device: torch.device, labels: torch.Tensor | None = None,
+             noise: torch.Tensor | None = None, num_classes: int | None = None, seed: int = 0,
+             batch_size: int = 1024) -> torch.Tensor:
+    """``n`` samples of generator ``G`` in eval mode (then G's mode is restored), on the CPU, float32,
+    produced ``batch_size`` at a time: (n, D) points or (n, C, S, S) images.
+
+    ``labels`` (n,) int64 picks the classes of a conditional G (default: 0, 1, 2, ... cycling); ``noise``
+    (n, latent_dim) fixes z (default: drawn from a CPU generator seeded with ``seed``, in [0, 2**63 - 1]).
+    """
+    check_int("n", n)
+    check_int("batch_size", batch_size)
+    if noise is None:
+        noise = torch.randn(n, latent_dim, generator=torch.Generator().manual_seed(check_seed(seed)))
+    if not isinstance(noise, torch.Tensor) or not noise.is_floating_point():
+        raise TypeError(f"noise must be a floating-point tensor of shape ({n}, {latent_dim}), got "
+                        f"{getattr(noise, 'dtype', type(noise).__name__)}")
+    if noise.shape != (n, latent_dim):
+        raise ValueError(f"noise must have shape ({n}, {latent_dim}), got {tuple(noise.shape)}")
+    noise = noise.float()
+    if num_classes:
+        labels = torch.arange(n) % num_classes if labels is None else _check_labels(labels, n, num_classes)
+    elif labels is not None:
+        raise ValueError("labels were given but this generator is unconditional (no classes); train with "
+                         "conditional=True to choose classes")
+    out = []
+    with eval_mode(G):
+        for i in range(0, n, batch_size):
+            z = noise[i:i + batch_size].to(device)
+            y = None if not num_classes else labels[i:i + batch_size].to(device)
+            out.append((G(z) if y is None else G(z, y)).float().cpu())
+    return torch.cat(out)
+
+
+def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu", use_ema: bool = True
+                   ) -> tuple[nn.Module, TrainConfig, dict[str, Any]]:
+    """Load the generator of a checkpoint (the EMA one when present) for sampling.
+
+    Returns ``(G, config, data_info)``; G is in eval mode on ``device``.
+    """
+    state = load_checkpoint(path)
+    try:
+        config = TrainConfig.from_dict(state["config"])
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {path} has an invalid config: {exc}") from None
+    info = state.get("data_info") or {}
+    shape = tuple(info.get("sample_shape") or ())
+    if not shape:
+        raise CheckpointError(f"checkpoint {path} does not record the data's sample shape")
+    G, _ = build_models(config.model, shape, config.latent_dim, config.g_width, config.d_width, config.depth,
+                        info.get("num_classes"), config.spectral_norm)
+    weights = state["G_ema"] if (use_ema and state.get("G_ema") is not None) else state["G"]
+    try:
+        G.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise CheckpointError(f"checkpoint {path}: generator weights do not fit its config: "
+                              f"{first_lines(exc)}") from None
+    return G.to(get_device(device) if isinstance(device, str) else device).eval(), config, info

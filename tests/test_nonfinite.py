@@ -1,0 +1,87 @@
+"""Numerical faults: a NaN loss stops training naming the step and the likely causes and keeps the last good
+checkpoint; nan_policy='skip' skips and counts; weights that are not finite are never saved; the CLI exits 2."""
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+import torch
+from torch import nn
+
+from course_lib.checkpoint import load_checkpoint
+from course_lib.cli import main
+from course_lib.models import build_models
+from course_lib.train import GANTrainer, NonFiniteLossError
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
+
+class PoisonedD(nn.Module):
+    """A discriminator whose output becomes NaN during the given (1-based) steps."""
+
+    def __init__(self, inner: nn.Module, bad_steps: set[int]):
+        super().__init__()
+        self.inner, self.bad_steps, self.trainer = inner, set(bad_steps), None
+
+    def forward(self, x, y=None):
+        out = self.inner(x)
+        if self.trainer is not None and self.trainer.step + 1 in self.bad_steps:
+            out = out * float("nan")
+        return out
+
+
+def poisoned_trainer(ring, cfg, bad_steps, out_dir) -> GANTrainer:
+    """A trainer of ``cfg`` on ``ring`` whose discriminator outputs NaN during ``bad_steps``."""
+    G, D = build_models("mlp", (2,), cfg.latent_dim, cfg.g_width, cfg.d_width, cfg.depth)
+    D = PoisonedD(D, bad_steps)
+    trainer = GANTrainer(cfg, dataset=ring, out_dir=out_dir, G=G, D=D, verbose=False)
+    D.trainer = trainer
+    return trainer
+
+
+def test_nan_loss_stops_naming_step_and_causes_and_keeps_the_last_good_checkpoint(ring, ring_config, tmp_path):
+    trainer = poisoned_trainer(ring, ring_config(checkpoint_every=3), {10}, tmp_path)
+    with pytest.raises(NonFiniteLossError) as err:
+        trainer.fit()
+    msg = str(err.value)
+    assert re.search(r"step 10\b", msg)
+    for cause in (r"learning rate", re.escape(f"lr_g={trainer.config.lr_g}"), r"loss='nonsaturating'", r"AMP",
+                  r"amp='off'",
+                  r"nan_policy='skip'", re.escape(str(tmp_path / "checkpoint.pt"))):
+        assert re.search(cause, msg), cause
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert state["step"] == 9  # the last periodic checkpoint before the fault, untouched
+    assert all(torch.isfinite(v).all() for v in state["D"].values())
+    assert all(math.isfinite(v) for v in state["history"]["d_loss"])
+
+
+def test_nan_policy_skip_skips_and_counts_the_bad_steps(ring, ring_config, tmp_path):
+    trainer = poisoned_trainer(ring, ring_config(nan_policy="skip", steps=12), {4, 6, 7}, tmp_path)
+    trainer.fit()
+    assert trainer.step == 12 and trainer.skipped_steps == 3
+    bad = [i + 1 for i, v in enumerate(trainer.history["d_loss"]) if not math.isfinite(v)]
+    assert bad == [4, 6, 7]
+    for model in (trainer.G, trainer.D):
+        assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["skipped_steps"] == 3
+
+
+def test_broken_weights_are_never_saved_over_a_good_checkpoint(digits16, digits_config, tmp_path):
+    def break_ema(trainer):
+        if trainer.step == 5:
+            with torch.no_grad():
+                next(trainer.G_ema.parameters()).fill_(float("inf"))
+
+    trainer = GANTrainer(digits_config(), dataset=digits16, out_dir=tmp_path, callbacks=[break_ema], verbose=False)
+    with pytest.raises(NonFiniteLossError, match=r"step 8: the EMA generator's weights are not finite"):
+        trainer.fit()
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 4
+
+
+def test_cli_exits_2_with_the_message_on_a_nan_loss(tmp_path, capsys):
+    rc = main(["train", "--data", "ring8", "--lr", "1e30", "--steps", "20", "--batch-size", "64",
+               "--out", str(tmp_path), "--quiet"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert re.search(r"^error: training stopped at step \d+: .*not finite.*learning rate.*AMP", err, re.S)
