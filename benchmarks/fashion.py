@@ -87,8 +87,9 @@ def load() -> float:
 
 
 def run_measured(cmd: list[str], threads: int, log: Path) -> dict:
-    """Run ``cmd`` in a child process with ``threads`` CPU threads; return its exit code, wall seconds, peak
-    RSS (MB, the kernel's ``ru_maxrss`` of that child) and the load before and after. Output goes to ``log``."""
+    """Run ``cmd`` in a child process with ``threads`` CPU threads; return its exit code, wall seconds, CPU
+    seconds (user + system, all threads), peak RSS (MB, the kernel's ``ru_maxrss`` of that child) and the load
+    before and after. Output goes to ``log``."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), TQDM_DISABLE="1",
                PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     before, t0 = load(), time.perf_counter()
@@ -97,6 +98,7 @@ def run_measured(cmd: list[str], threads: int, log: Path) -> dict:
         _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     row = {"cmd": " ".join(cmd[1:]), "rc": proc.returncode, "wall_seconds": round(time.perf_counter() - t0, 1),
+           "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "load_before": before, "load_after": load()}
     if proc.returncode != 0:
         tail = log.read_text()[-2000:]
@@ -181,7 +183,11 @@ def course_row(data: str, seed: int, threads: int, work: Path, changes: list[str
 
     x = torch.from_numpy(np.load(out / "samples.npy"))
     row = {"data": data, "recipe": "course", "seed": seed, "threads": threads, "steps": summary["steps"],
-           "train_seconds": summary["train_seconds"], "load_before": train["load_before"],
+           "train_seconds": summary["train_seconds"], "train_cpu_seconds": summary.get("train_cpu_seconds"),
+           "process_cpu_seconds": {"train": train["cpu_seconds"], "sample": sample["cpu_seconds"],
+                                   "evaluate": evaluate["cpu_seconds"]},
+           "process_wall_seconds": {"train": train["wall_seconds"], "sample": sample["wall_seconds"],
+                                    "evaluate": evaluate["wall_seconds"]}, "load_before": train["load_before"],
            "load_after": train["load_after"], "peak_rss_mb": {"train": train["peak_rss_mb"],
                                                              "sample": sample["peak_rss_mb"],
                                                              "evaluate": evaluate["peak_rss_mb"]},
@@ -206,7 +212,8 @@ def plain_row(seed: int, threads: int, budget_s: float, work: Path, n: int = N_S
     x = torch.load(out / "samples.pt", weights_only=True)
     row = {"data": "fashion-mnist", "recipe": plain_name(size), "seed": seed, "threads": threads,
            "steps": rec["iterations"], "epochs": rec["epochs"], "train_seconds": rec["train_seconds"],
-           "budget_seconds": budget_s, "load_before": run["load_before"], "load_after": run["load_after"],
+           "budget_seconds": budget_s, "process_cpu_seconds": {"train": run["cpu_seconds"]},
+           "load_before": run["load_before"], "load_after": run["load_after"],
            "peak_rss_mb": {"train": run["peak_rss_mb"]}, "image_size_trained": size, "out": str(out),
            "final_losses": {k: rec[k] for k in ("loss_d", "loss_g", "d_x", "d_g_z")}}
     return row, to_judge_size(x, 32)
@@ -259,6 +266,9 @@ def markdown(result: dict) -> str:
                   f"- {r['steps']} steps in {r['train_seconds']:.0f} s"
                   + (f" ({r['epochs']} epochs, budget {r['budget_seconds']:.0f} s)" if "epochs" in r else "")
                   + f"; peak RSS: {rss}",
+                  "- process CPU seconds (user + system; the train process includes loading the data and its "
+                  "final evaluation): "
+                  + ", ".join(f"{k} {v:.0f}" for k, v in r.get("process_cpu_seconds", {}).items()),
                   f"- FD {r['frechet_distance']:.3f} ({r.get('frechet_distance_verdict', '')}); blurred bar "
                   f"{_pm(r['blurred_fd'], r['blurred_fd_sd'], 3)}, blurred test {r['blurred_fd_test']:.3f}",
                   f"- KID {r['kid']:.4g} ± {r['kid_sd']:.3g} (floor {r['kid_real']:.3g} ± {r['kid_real_sd']:.3g}; "
@@ -297,7 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--budget", type=float, default=600.0, help="training seconds of each row (default 600)")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--only", choices=("course", "plain"), default=None, help="run one recipe only")
+    p.add_argument("--only", choices=("course", "plain", "digits"), default=None,
+                   help="run these rows only (and keep the other rows of the JSON)")
     p.add_argument("--plain-sizes", type=int, nargs="+", default=[64], choices=(32, 64),
                    help="image sizes of the plain DCGAN rows (64: main.py; 32: the course's size)")
     p.add_argument("--digits", action="store_true", help="also the unconditional digits recipe")
@@ -333,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(row)
             print(json.dumps({k: row[k] for k in ("recipe", "seed", "steps", "train_seconds", "frechet_distance",
                                                   "blurred_fd", "min_class_share")}), flush=True)
-    if a.digits:
+    if a.digits or a.only == "digits":
         for seed in a.seeds:
             row, x = course_row("digits", seed, 1, work, ["--no-conditional", *quick_course], 1434, 16)
             row["recipe"] = "course, unconditional"

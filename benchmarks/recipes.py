@@ -12,9 +12,13 @@ whole data, classes read by the classifier), for digits also the same recipe wit
 (``conditional=False``, as in notebooks 04, 06 and 09), and
 ``course_lib.recipes.VANILLA[data]`` (the source article's hyper-parameters, made runnable) under the same
 training-time budget (the course recipe stops at its own step count if that comes first; vanilla always gets
-the whole budget), measures the samples with ``course_lib.metrics`` and writes
-``benchmarks/results-recipes.json`` and ``benchmarks/RESULTS-recipes.md`` (with the machine, the load, the seeds
-and the published figures to beat). Only training time counts (sampling and metrics are outside the clock).
+the whole budget; with one torch thread, the default, the budget is counted in CPU seconds of the training
+process, which do not grow when other jobs share the machine), measures the samples with ``course_lib.metrics``
+and writes ``benchmarks/results-recipes.json`` and ``benchmarks/RESULTS-recipes.md`` (with the machine, the
+load, the seeds, the CPU model and its instruction sets, and the published figures to beat). The 2-D rows also
+report the margin of the high-quality share above its threshold: a seed should clear it by one point
+(``MARGIN``), since another CPU's floating-point path moves one seed's share by a point or two. Only training
+time counts (sampling and metrics are outside the clock).
 
 Definitions (never changed to pass a target): a 2-D sample is *high quality* within 3 std of its nearest centre;
 a mode is covered by at least 20 high-quality samples out of 2,500. Digits: ``metrics.evaluate_images`` with

@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "may differ from the checkpoint's settings.")
     t.add_argument("--out", required=True, help="output folder")
     t.add_argument("--resume", metavar="CHECKPOINT", help="continue the run saved in this checkpoint")
+    t.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in --out (a new run refuses a folder that holds one)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_config_flags(t)
 
@@ -173,6 +175,24 @@ def _new_trainer(args, out: Path, changes: dict):
 
 
 def cmd_train(args) -> int:
+    """``train``: the run folder is checked and locked (rank 0) before any data is loaded, then the run."""
+    import contextlib
+
+    from .rundir import RunFolder
+    from .runtime import dist_info
+
+    mode = "overwrite" if args.overwrite else ("resume" if args.resume else "new")
+    if dist_info()[0] != 0:  # under torchrun only rank 0 writes, so only rank 0 holds the folder
+        folder = contextlib.nullcontext()
+    else:
+        folder = RunFolder(args.out, mode=mode, source=args.resume, flag="--out")
+    with folder as run:
+        if run is not None and args.overwrite and not args.resume:
+            run.clear(extra=("metrics.json", "samples.png"))
+        return _train(args)
+
+
+def _train(args) -> int:
     from . import metrics, plots
 
     out = Path(args.out)
@@ -219,9 +239,12 @@ def cmd_train(args) -> int:
 def cmd_sample(args) -> int:
     import torch
 
+    from .rundir import check_output_file, check_sample_memory
     from .sampling import generate, load_generator
 
+    out = check_output_file(args.out, (".npy", ".png"), flag="--out", what="samples file")
     G, config, info = load_generator(args.checkpoint, device=args.device, use_ema=not args.no_ema)
+    check_sample_memory(args.n, tuple(info["sample_shape"]), flag="--n")
     num_classes = info.get("num_classes")
     labels = None
     if args.label is not None:
@@ -232,7 +255,6 @@ def cmd_sample(args) -> int:
         labels = torch.full((args.n,), args.label, dtype=torch.long)
     x = generate(G, args.n, config.latent_dim, next(G.parameters()).device, labels=labels,
                  num_classes=num_classes, seed=args.seed)
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".png":
         if x.dim() != 4:
@@ -252,50 +274,42 @@ def cmd_sample(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from . import data as data_mod
     from . import metrics
+    from .rundir import check_output_file, check_sample_memory
     from .sampling import generate, load_generator
 
-    G, config, info = load_generator(args.checkpoint, device=args.device, use_ema=not args.no_ema)
+    out = check_output_file(args.out if args.out is not None else Path(args.checkpoint).parent / "evaluation.json",
+                            (".json",), flag="--out", what="evaluation file")
+    G, config, info = load_generator(args.checkpoint, device=args.device, use_ema=not args.no_ema,
+                                     for_what="evaluation")
     shape = tuple(info.get("sample_shape") or ())
     name = info.get("name") or config.data
-    images = len(shape) == 3
-    n = args.n or (1440 if images else 2500)
-    x = generate(G, n, config.latent_dim, next(G.parameters()).device, num_classes=info.get("num_classes"),
+    num_classes = info.get("num_classes")
+    n, labels = metrics.summary_request(name, num_classes=num_classes, seed=args.seed, n=args.n)
+    if n == 0:
+        raise ValueError(f"no course metric applies to the data {name!r}: nothing to evaluate")
+    check_sample_memory(n, shape, flag="--n")
+    x = generate(G, n, config.latent_dim, next(G.parameters()).device, labels=labels, num_classes=num_classes,
                  seed=args.seed)
     result: dict = {"checkpoint": str(args.checkpoint), "data": name, "n": n, "seed": args.seed,
                     "ema": not args.no_ema}
-    if images:
-        if name not in data_mod.IMAGE_DATASETS:
-            raise ValueError(f"no course classifier for the data {name!r}; evaluate handles "
-                             f"{', '.join(data_mod.IMAGE_DATASETS)}")
-        result.update(metrics.evaluate_images(x, data=name, image_size=shape[-1], seed=0))
-        rows = [(k, v, result.get(f"{k}_real")) for k, v in result.items()
-                if isinstance(v, float) and not k.endswith("_real") and k != "classifier_accuracy"]
-        note = (f"classifier held-out accuracy {result['classifier_accuracy']:.3f}; set metrics on chunks of "
-                f"{result['n_eval']} samples (x{result['chunks']}), k={result['k']} for precision/recall, "
-                f"k={result['k_density']} for density/coverage")
-    else:
-        ds = data_mod.load(name, n=n, seed=args.seed + 1)
-        if ds.centres is None:
-            raise ValueError(f"the data {name!r} has no mode centres to measure against")
-        fake = metrics.mode_metrics(x, ds.centres, ds.std)
-        real = metrics.mode_metrics(ds.x, ds.centres, ds.std)
-        for key in ("modes", "high_quality", "counts"):
-            result[key], result[f"{key}_real"] = fake[key], real[key]
-        result.update(num_modes=fake["num_modes"], min_count=20, n_std=3.0)
-        rows = [("modes", fake["modes"], real["modes"]), ("high_quality", fake["high_quality"], real["high_quality"])]
-        note = (f"{fake['num_modes']} modes; high quality = within 3 std of the nearest centre; a mode is covered "
-                f"by >= 20 high-quality samples")
+    result.update(metrics.summarize(x, name, labels=labels))
+    if "image_metrics_error" in result:
+        raise ValueError(f"the image metrics failed: {result['image_metrics_error']}")
+    if "metrics_note" in result:
+        raise ValueError(result["metrics_note"])
     print(f"{name}: {n} samples from {args.checkpoint}")
-    print(f"{'metric':<28}{'generated':>12}{'real floor':>12}")
-    for key, v, r in rows:
-        fmt = (lambda t: f"{t:>12}") if isinstance(v, int) else (lambda t: f"{t:>12.4f}")
-        print(f"{key:<28}{fmt(v)}{fmt(r) if r is not None else '':>12}")
-    print(note)
-    out = Path(args.out) if args.out else Path(args.checkpoint).parent / "evaluation.json"
+    print(f"{'metric':<24}{'generated':>12}{'real floor (mean +- sd)':>26}  verdict")
+    for key, v in result.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or key.endswith(("_real", "_real_sd", "_sd")) \
+                or key in ("n", "seed", "n_eval", "chunks", "k", "k_density", "num_modes", "n_reference"):
+            continue
+        real, sd, verdict = result.get(f"{key}_real"), result.get(f"{key}_real_sd"), result.get(f"{key}_verdict", "")
+        shown = f"{real:.4g}" + (f" +- {sd:.2g}" if isinstance(sd, (int, float)) else "") if isinstance(
+            real, (int, float)) else ""
+        print(f"{key:<24}{v:>12.4g}{shown:>26}  {verdict}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    out.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(f"wrote {out}")
     return 0
 

@@ -787,13 +787,15 @@ def _class_frequencies(name: str, ds, num_classes: int) -> torch.Tensor:
     return counts / counts.sum()
 
 
-def summary_request(dataset, num_classes: int | None = None, seed: int = 0) -> tuple[int, torch.Tensor | None]:
+def summary_request(dataset, num_classes: int | None = None, seed: int = 0, n: int | None = None
+                    ) -> tuple[int, torch.Tensor | None]:
     """What to generate for a training run's final summary (``summarize``).
 
     Args:
         dataset: the ``Dataset`` trained on (or its name).
         num_classes: the conditional generator's number of classes, or None for an unconditional one.
         seed: seed of the label draw.
+        n: how many samples to ask for instead of the default size (``evaluate --n``).
 
     Returns:
         ``(n, labels)``: how many samples to generate (2,500 points for a mixture; ``IMAGE_EVAL_SAMPLES`` images
@@ -804,10 +806,9 @@ def summary_request(dataset, num_classes: int | None = None, seed: int = 0) -> t
     name, kind, ds = _describe(dataset)
     check_seed(seed)
     check_int("num_classes", num_classes, minimum=2, allow_none=True)
-    if kind == "points":
-        n = 2500 if (ds is None or ds.centres is not None) else 0
-    else:
-        n = IMAGE_EVAL_SAMPLES.get(name, 0)
+    default = (2500 if (ds is None or ds.centres is not None) else 0) if kind == "points" \
+        else IMAGE_EVAL_SAMPLES.get(name, 0)
+    n = default if (n is None or default == 0) else check_int("n", n)
     if num_classes is None or n == 0:
         return n, None
     p = _class_frequencies(name, ds, num_classes)
@@ -837,7 +838,10 @@ def summarize(samples: torch.Tensor | None, dataset, labels: torch.Tensor | None
             ds = data_mod.load(name, n=1000)
         if ds.centres is None:
             return {"metrics_note": f"the data {name!r} has no mode centres; nothing was measured"}
-        return mode_metrics(samples, ds.centres, ds.std)
+        out = mode_metrics(samples, ds.centres, ds.std)
+        real = mode_metrics(data_mod.load(name, n=len(samples), seed=1).x, ds.centres, ds.std)  # the floor
+        out.update({f"{k}_real": real[k] for k in ("modes", "high_quality")})
+        return out
     if name not in IMAGE_EVAL_SAMPLES:
         return {"metrics_note": f"no course classifier for the data {name!r}; image metrics were not measured"}
     try:

@@ -12,7 +12,8 @@ Rules (the same for the library and the CLI):
   resumes (``mode="resume"``, from a checkpoint in that folder) or replaces it (``mode="overwrite"``);
 * a folder is locked by one run at a time: an advisory ``fcntl.flock`` on ``<folder>/.lock``, which the kernel
   releases when the process exits, is killed or crashes, so a stale lock never blocks a later run. A second run
-  into a busy folder stops at once with a message naming the folder and the PID of the run that holds it;
+  into a busy folder stops at once with a message naming the folder and the PID of the run that holds it.
+  Within one process the lock is shared (re-entrant): the CLI and the trainer it starts may both take it;
 * bad paths (an empty name, an existing file, ``/dev/null``, a name too long, a read-only file system, no write
   permission, ``<folder>/checkpoint.pt`` being a folder) are refused before any data is loaded or any step runs.
 
@@ -24,6 +25,7 @@ import errno
 import math
 import os
 import stat
+import threading
 from pathlib import Path
 from types import TracebackType
 from typing import Iterable, Sequence
@@ -40,6 +42,8 @@ LOCK_NAME = ".lock"
 RUN_FILES = ("checkpoint.pt", "config.json")  # a folder holding either holds a run
 MODES = ("new", "resume", "overwrite")
 _FALLBACK_NAME_MAX = 255
+_HELD: dict[str, list] = {}  # lock file (real path) -> [descriptor, holders in this process]
+_HELD_GUARD = threading.Lock()
 
 
 class RunFolderError(ValueError):
@@ -179,6 +183,7 @@ class RunFolder:
         self.path = Path(path)
         self.source = None if source is None else Path(source)
         self._fd: int | None = None
+        self._key = ""
 
     def __repr__(self) -> str:
         return f"RunFolder({str(self.path)!r}, mode={self.mode!r}, locked={self.locked})"
@@ -247,11 +252,28 @@ class RunFolder:
         if self._fd is not None:
             return self
         try:
+            self._created = not self.path.exists()
             self.path.mkdir(parents=True, exist_ok=True)
+            key = os.path.realpath(self.lock_path)
+        except OSError as exc:
+            raise RunFolderError(f"{_flag(self.flag)}{str(self.path)!r}: cannot create the run folder "
+                                 f"({exc.strerror or exc}); choose a folder you can write to") from None
+        with _HELD_GUARD:
+            if key in _HELD:  # this process holds it already (the CLI, then its trainer): share it
+                _HELD[key][1] += 1
+                self._fd, self._key = _HELD[key][0], key
+                return self
+            fd = self._acquire()
+            _HELD[key] = [fd, 1]
+            self._fd, self._key = fd, key
+        return self
+
+    def _acquire(self) -> int:
+        try:
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError as exc:
-            raise RunFolderError(f"{_flag(self.flag)}{str(self.path)!r}: cannot create the run folder or its lock "
-                                 f"file ({exc.strerror or exc}); choose a folder you can write to") from None
+            raise RunFolderError(f"{_flag(self.flag)}{str(self.path)!r}: cannot create its lock file "
+                                 f"({exc.strerror or exc}); choose a folder you can write to") from None
         try:
             _try_lock(fd)
         except BlockingIOError:
@@ -267,8 +289,7 @@ class RunFolder:
                 raise
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
-        return self
+        return fd
 
     def clear(self, extra: Iterable[str] = ()) -> list[str]:
         """For ``mode="overwrite"``, under the lock: delete the earlier run's files (``RUN_FILES`` and
@@ -287,15 +308,22 @@ class RunFolder:
         return removed
 
     def release(self) -> None:
-        """Drop the lock (the lock file stays: deleting it would let two runs lock different files)."""
+        """Drop the lock, once every holder in this process has released it (the lock file stays: deleting it
+        would let two runs lock different files)."""
         if self._fd is None:
             return
-        try:
-            os.ftruncate(self._fd, 0)
-        except OSError:
-            pass
-        os.close(self._fd)  # closing the descriptor releases the flock
-        self._fd = None
+        with _HELD_GUARD:
+            entry = _HELD.get(self._key)
+            if entry is not None:
+                entry[1] -= 1
+                if entry[1] <= 0:
+                    del _HELD[self._key]
+                    try:
+                        os.ftruncate(entry[0], 0)
+                    except OSError:
+                        pass
+                    os.close(entry[0])  # closing the descriptor releases the flock
+            self._fd = None
 
     def __enter__(self) -> "RunFolder":
         self.check()
@@ -309,6 +337,20 @@ class RunFolder:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.release()
+        if exc_type is not None:
+            self._remove_if_unused()
+
+    def _remove_if_unused(self) -> None:
+        """After a run that failed before writing anything: remove the folder this object created, so that a
+        refused command leaves no trace (only when it holds nothing but the lock file)."""
+        if not getattr(self, "_created", False):
+            return
+        try:
+            if [q.name for q in self.path.iterdir()] in ([], [LOCK_NAME]):
+                self.lock_path.unlink(missing_ok=True)
+                self.path.rmdir()
+        except OSError:
+            pass
 
     def __del__(self) -> None:
         try:

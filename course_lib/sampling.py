@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checkpoint import CheckpointError, load_checkpoint
+from .checkpoint import CheckpointError, check_finite_weights, load_checkpoint
 from .config import MODEL_FIELDS, TrainConfig
 from .device import get_device
 from .models import build_models
@@ -96,13 +96,15 @@ def generate(G: nn.Module, n: int, latent_dim: int, device: torch.device, labels
     return torch.cat(out)
 
 
-def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu", use_ema: bool = True
-                   ) -> tuple[nn.Module, TrainConfig, dict[str, Any]]:
+def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu", use_ema: bool = True,
+                   for_what: str = "sampling") -> tuple[nn.Module, TrainConfig, dict[str, Any]]:
     """Load the generator of a checkpoint (the EMA one when present) for sampling.
 
-    Returns ``(G, config, data_info)``; G is in eval mode on ``device``.
+    Returns ``(G, config, data_info)``; G is in eval mode on ``device``. A checkpoint whose generator weights are
+    NaN or infinite is refused (``for_what`` names the use in the message: ``"sampling"``, ``"evaluation"``).
     """
     state = load_checkpoint(path)
+    check_finite_weights(state, for_what, use_ema=use_ema, source=f"checkpoint {str(path)!r}")
     try:
         config = TrainConfig.from_dict(state["config"])
     except (TypeError, ValueError) as exc:
@@ -119,4 +121,4 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu", 
     except RuntimeError as exc:
         raise CheckpointError(f"checkpoint {path}: generator weights do not fit its config: "
                               f"{first_lines(exc)}") from None
-    return G.to(get_device(device) if isinstance(device, str) else device).eval(), config, info
+    return G.to(get_device(device)).eval(), config, info

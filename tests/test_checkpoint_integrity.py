@@ -7,9 +7,11 @@ from __future__ import annotations
 import errno
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -174,7 +176,7 @@ def test_a_doctored_field_is_refused_on_load_with_one_message_naming_it(saved, t
         load_checkpoint(p)
     text = str(exc.value)
     assert text.startswith(f"checkpoint {str(p)!r} is invalid: ") or "format version" in text, text
-    assert __import__("re").search(pattern, text), text
+    assert re.search(pattern, text), text
     assert "Traceback" not in text and "\n" not in text
 
 
@@ -314,8 +316,7 @@ def test_a_read_only_target_folder_is_one_clear_line(tmp_path, monkeypatch):
     def read_only(*a, **k):
         raise OSError(errno.EROFS, "Read-only file system")
 
-    monkeypatch.setattr(ckpt_mod.tempfile if hasattr(ckpt_mod, "tempfile") else __import__("tempfile"),
-                        "mkstemp", read_only)
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
     with pytest.raises(CheckpointSaveError, match=r"could not save the checkpoint .*\(Read-only file system\); "
                                                   r"no checkpoint was written"):
         save_checkpoint({"config": {}, "step": 1, "G": {}, "D": {}}, tmp_path / "c.pt")

@@ -18,7 +18,7 @@ EXERCISES = {
              "hint": ("right after seeding",)},
         ],
         "right": [
-            "torch.manual_seed(seed)\nx = torch.empty(5).normal_() if False else torch.randn(5)\nreturn x",
+            "torch.manual_seed(seed)\nnumbers = torch.randn(5)\nreturn numbers",
             "return torch.randn(5, generator=torch.Generator().manual_seed(seed))",
         ],
     },

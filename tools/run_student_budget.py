@@ -1,0 +1,356 @@
+#!/usr/bin/env python
+"""Run the solution notebooks as a student without a GPU would, and check what their text promises.
+
+Every notebook in ``solutions/`` (or the ones named) is executed top to bottom with ``COURSE_BUDGET=cpu``
+(``COURSE_QUICK`` removed), in a fresh kernel started from the notebook's folder. For each one it records
+
+* the **wall time** (kernel start to last cell) and the three slowest cells;
+* the **peak memory** of the kernel: the resident set size (RSS) of the kernel process and all its children,
+  summed, sampled every 0.2 s (psutil, or ``/proc`` where psutil is missing);
+* the **claims**: printed numbers that the prose discusses, each read from the outputs with a regular expression
+  and compared with the range the prose states (the ``CLAIMS`` registry below);
+
+and writes a markdown table with the machine it ran on. Targets (issue 14): every notebook finishes within the
+compute time its header estimates (``TIME_LIMITS``), no kernel peaks above 1.5 GB (a 2 GB Binder instance with
+JupyterLab beside it), and every claim holds on the seed the notebook uses.
+
+Not part of the test suite: all ten notebooks take about an hour on a 2-core CPU. Usage:
+
+    python tools/run_student_budget.py                               # every notebook, table on stdout
+    python tools/run_student_budget.py 00 07 --out budget.md         # notebooks whose name starts with 00 / 07
+    python tools/run_student_budget.py --threads 1 --json budget.json
+
+Exit status: 0 when every notebook ran and met its targets, 1 otherwise.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MEMORY_LIMIT_GB = 1.5
+STARTUP_ALLOWANCE_S = 60  # kernel start, imports and the cells around the training, added to a header's estimate
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A result the prose states: ``pattern``'s first group, in the notebook's printed output, must be
+    ``expected`` (a string) or lie in ``expected`` = (lo, hi) (numbers, inclusive). Every match is checked."""
+
+    notebook: str
+    what: str
+    pattern: str
+    expected: str | tuple[float, float]
+
+    def check(self, text: str) -> tuple[list[str], bool | None]:
+        """(the values printed, whether all hold); None when the pattern never matched (the claim is unread)."""
+        found = [m.group(1) for m in re.finditer(self.pattern, text, re.MULTILINE)]
+        if not found:
+            return found, None
+        if isinstance(self.expected, str):
+            return found, all(v == self.expected for v in found)
+        lo, hi = self.expected
+        return found, all(lo <= float(v.replace(",", "")) <= hi for v in found)
+
+
+# Compute time each notebook's header promises with the CPU budget, in seconds, and the header's words. A
+# notebook whose header gives no training time is expected to run in seconds (2 minutes allowed). The header
+# estimate is for training; STARTUP_ALLOWANCE_S is added for the rest. Keep this in step with the headers.
+TIME_LIMITS: dict[str, tuple[float | None, str]] = {
+    "00_welcome": (120, "no training"),
+    "01_gan_theory": (120, "no training"),
+    "02_deriving_the_losses": (120, "no training"),
+    "03_first_gan_2d": (5 * 60 + STARTUP_ALLOWANCE_S, "about 5 minutes of training on a laptop CPU"),
+    "04_dcgan_and_the_article": (2 * 60 + STARTUP_ALLOWANCE_S, "about 2 minutes of training on a laptop CPU"),
+    "05_gpu_training": (None, "the header gives no compute time"),
+    "06_evaluating_gans": (5 * 60 + STARTUP_ALLOWANCE_S, "a few minutes of training on a CPU (5 allowed)"),
+    "07_stabilising_training": (20 * 60 + STARTUP_ALLOWANCE_S, "about 20 minutes on a 2-core laptop CPU"),
+    "08_conditional_gans": (3 * 60 + STARTUP_ALLOWANCE_S, "2-3 minutes of training on a laptop CPU"),
+    "09_applications_and_responsibility": (5 * 60 + STARTUP_ALLOWANCE_S,
+                                           "a few minutes on a laptop CPU (5 allowed)"),
+}
+
+# Results the prose discusses. Conditional prose ("if X, it means Y") still expects X on the notebook's seed:
+# when a claim fails here, the text must be rewritten or the run fixed. Add the claims of a notebook when its
+# prose states a result.
+CLAIMS: tuple[Claim, ...] = (
+    Claim("00_welcome", "the student default without a GPU is the cpu budget", r"budget mode: (\w+)", "cpu"),
+    Claim("00_welcome", "the budget example trains 3,000 steps with the cpu budget",
+          r"would train for (\d+) steps", (3000, 3000)),
+    Claim("00_welcome", "digits: 1,797 images of (1, 16, 16)", r"^(\d+) \(1, 16, 16\) -1\.0 1\.0", (1797, 1797)),
+    Claim("07_stabilising_training", "the baseline covers few or no modes", r"^baseline \(non-saturating\)\s+([\d.]+)/8",
+          (0, 3)),
+    Claim("07_stabilising_training", "spectral norm covers all 8 modes", r"^spectral norm\s+([\d.]+)/8", (8, 8)),
+    Claim("07_stabilising_training", "R1 covers all 8 modes", r"^R1 penalty, gamma 1\s+([\d.]+)/8", (8, 8)),
+    Claim("07_stabilising_training", "WGAN-GP covers all 8 modes", r"^WGAN-GP\s+([\d.]+)/8", (8, 8)),
+    Claim("07_stabilising_training", "the course recipe covers all 8 modes", r"^course recipe\s+([\d.]+)/8", (8, 8)),
+    Claim("07_stabilising_training", "the course recipe has >= 95 % high-quality samples",
+          r"^course recipe\s+\S+\s+HQ\s+([\d.]+)%", (95, 100)),
+    Claim("09_applications_and_responsibility", "the real-vs-real control's interval contains 50 %",
+          r"^control, real vs real: .* chance 50% is (\w+) the interval", "inside"),
+    Claim("09_applications_and_responsibility", "the detector separates generated from real (interval above 50 %)",
+          r"^real vs generated: .* chance 50% is (\w+) the interval", "outside"),
+)
+
+
+# ----------------------------------------------------------------------------- memory of a process tree
+
+def _tree_rss_psutil(pid: int) -> int:
+    import psutil
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc] + proc.children(recursive=True)
+    except psutil.Error:
+        return 0
+    total = 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def _tree_rss_proc(pid: int) -> int:
+    """The same from /proc (Linux), for machines without psutil."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(stat[1]), []).append(int(d.name))
+            rss[int(d.name)] = int(stat[21]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, IndexError, ValueError):
+            continue
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        total += rss.get(p, 0)
+        todo += children.get(p, [])
+    return total
+
+
+class PeakMemory:
+    """Samples the RSS of a process tree in a background thread; ``peak`` is the largest sum seen, in bytes."""
+
+    def __init__(self, pid: int, interval: float = 0.2):
+        try:
+            import psutil  # noqa: F401
+            self._rss = _tree_rss_psutil
+        except ImportError:
+            self._rss = _tree_rss_proc
+        self.pid, self.interval, self.peak = pid, interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._rss(self.pid))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "PeakMemory":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._rss(self.pid))
+
+
+# ----------------------------------------------------------------------------- running one notebook
+
+@dataclass
+class Result:
+    notebook: str
+    seconds: float = 0.0
+    peak_bytes: int = 0
+    error: str | None = None
+    slowest: list[tuple[int, float]] = field(default_factory=list)   # (cell index, seconds)
+    claims: list[dict] = field(default_factory=list)
+    output: str = ""
+
+    @property
+    def limit(self) -> float | None:
+        return TIME_LIMITS.get(self.notebook, (None, ""))[0]
+
+    @property
+    def within_time(self) -> bool | None:
+        return None if self.limit is None or self.error else self.seconds <= self.limit
+
+    @property
+    def within_memory(self) -> bool:
+        return self.peak_bytes <= MEMORY_LIMIT_GB * 1e9
+
+    @property
+    def ok(self) -> bool:
+        return (not self.error and self.within_time is not False and self.within_memory
+                and all(c["holds"] for c in self.claims))
+
+
+def _cell_text(cell) -> str:
+    parts = []
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "stream":
+            parts.append(out.get("text", ""))
+        elif out.get("output_type") in ("execute_result", "display_data"):
+            parts.append(out.get("data", {}).get("text/plain", "") if "image/png" not in out.get("data", {}) else "")
+        elif out.get("output_type") == "error":
+            parts.append(f"{out.get('ename')}: {out.get('evalue')}")
+    return "".join(parts)
+
+
+def run_notebook(path: Path, timeout: int = 3600, keep: Path | None = None) -> Result:
+    """Execute ``path`` in a fresh kernel (environment: this process's) and measure it."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    nb = nbformat.read(path, as_version=4)
+    res = Result(path.stem)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
+    times = []
+    t0 = time.perf_counter()
+    try:
+        with client.setup_kernel():
+            pid = client.km.provisioner.pid
+            with PeakMemory(pid) as mem:
+                for i, cell in enumerate(client.nb.cells):
+                    c0 = time.perf_counter()
+                    try:
+                        client.execute_cell(cell, i)
+                    finally:
+                        times.append((i, time.perf_counter() - c0))
+            res.peak_bytes = mem.peak
+    except CellExecutionError as exc:
+        res.error = f"cell {times[-1][0] if times else '?'}: {str(exc).strip().splitlines()[-1][:200]}"
+    except Exception as exc:  # noqa: BLE001 - a kernel that dies or times out is a result, not a crash
+        res.error = f"{type(exc).__name__}: {str(exc)[:200]}"
+    res.seconds = time.perf_counter() - t0
+    res.slowest = sorted(times, key=lambda t: -t[1])[:3]
+    res.output = "\n".join(_cell_text(c) for c in client.nb.cells if c.get("cell_type") == "code")
+    for claim in CLAIMS:
+        if claim.notebook == res.notebook:
+            found, holds = claim.check(res.output)
+            res.claims.append({"what": claim.what, "expected": claim.expected, "printed": found,
+                               "holds": bool(holds)})
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        nbformat.write(client.nb, keep / path.name)
+    return res
+
+
+# ----------------------------------------------------------------------------- report
+
+def machine() -> str:
+    model = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import torch
+    return (f"{model}, {os.cpu_count()} cores, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
+            f"torch {torch.__version__}, Python {platform.python_version()}")
+
+
+def _yes(v: bool | None) -> str:
+    return "n/a" if v is None else ("yes" if v else "**no**")
+
+
+def report(results: list[Result], header: str) -> str:
+    lines = [header, "",
+             f"| notebook | wall time | header's estimate (limit) | within | peak memory | <= {MEMORY_LIMIT_GB} GB "
+             "| claims held | slowest cells (s) |",
+             "|---|---:|---|---|---:|---|---|---|"]
+    for r in results:
+        limit, words = TIME_LIMITS.get(r.notebook, (None, "not in TIME_LIMITS"))
+        est = f"{words} ({limit / 60:.1f} min)" if limit else words
+        held = sum(c["holds"] for c in r.claims)
+        claims = f"{held}/{len(r.claims)}" if r.claims else "none registered"
+        slow = ", ".join(f"{i}: {s:.1f}" for i, s in r.slowest)
+        wall = f"{r.seconds / 60:.1f} min" if r.seconds >= 90 else f"{r.seconds:.0f} s"
+        if r.error:
+            wall += f" (**failed**, {r.error})"
+        lines.append(f"| {r.notebook} | {wall} | {est} | {_yes(r.within_time)} | {r.peak_bytes / 1e9:.2f} GB "
+                     f"| {_yes(r.within_memory)} | {claims} | {slow} |")
+    claim_rows = [(r.notebook, c) for r in results for c in r.claims]
+    if claim_rows:
+        lines += ["", "| notebook | claim | expected | printed | holds |", "|---|---|---|---|---|"]
+        for nb, c in claim_rows:
+            exp = c["expected"] if isinstance(c["expected"], str) else f"{c['expected'][0]:g} to {c['expected'][1]:g}"
+            printed = ", ".join(c["printed"]) if c["printed"] else "(not printed)"
+            lines.append(f"| {nb} | {c['what']} | {exp} | {printed} | {_yes(c['holds'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def select(names: list[str]) -> list[Path]:
+    paths = sorted((ROOT / "solutions").glob("*.ipynb"))
+    if not names:
+        return paths
+    chosen = [p for p in paths if any(p.stem.startswith(n) for n in names)]
+    unknown = [n for n in names if not any(p.stem.startswith(n) for p in paths)]
+    if unknown:
+        raise SystemExit(f"no solution notebook starts with {unknown}; choose from {[p.stem for p in paths]}")
+    return chosen
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("notebooks", nargs="*", help="name prefixes (e.g. 00 07); default: every solution notebook")
+    p.add_argument("--budget", default="cpu", choices=("quick", "cpu", "gpu"), help="COURSE_BUDGET (default cpu)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="set OMP_NUM_THREADS for the kernels (default: leave it, as a student would)")
+    p.add_argument("--timeout", type=int, default=3600, help="seconds one cell may run (default 3600)")
+    p.add_argument("--out", type=Path, help="also write the markdown table to this file")
+    p.add_argument("--json", type=Path, help="also write the measurements as JSON")
+    p.add_argument("--keep", type=Path, help="save the executed notebooks in this folder")
+    args = p.parse_args(argv)
+    if args.threads is not None and args.threads < 1:
+        p.error("--threads must be >= 1")
+    paths = select(args.notebooks)
+
+    os.environ["COURSE_BUDGET"] = args.budget
+    os.environ.pop("COURSE_QUICK", None)
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    if args.threads is not None:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    load0 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    started = time.strftime("%Y-%m-%d %H:%M")
+    results = []
+    for path in paths:
+        print(f"running {path.name} with COURSE_BUDGET={args.budget} ...", file=sys.stderr, flush=True)
+        r = run_notebook(path, timeout=args.timeout, keep=args.keep)
+        print(f"  {r.seconds:.0f} s, peak {r.peak_bytes / 1e9:.2f} GB" + (f", FAILED: {r.error}" if r.error else ""),
+              file=sys.stderr, flush=True)
+        results.append(r)
+    load1 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    header = (f"Student budget run (`python tools/run_student_budget.py`), COURSE_BUDGET={args.budget}, "
+              f"{started}; machine: {machine()}; load average (1 min) {load0:.2f} before, {load1:.2f} after "
+              "(a load above the core count means other jobs shared the machine: times are then upper bounds).")
+    text = report(results, header)
+    print(text)
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+    if args.json:
+        args.json.write_text(json.dumps([{k: v for k, v in r.__dict__.items() if k != "output"} | {
+            "limit_s": r.limit, "ok": r.ok} for r in results], indent=1), encoding="utf-8")
+    return 0 if all(r.ok for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
