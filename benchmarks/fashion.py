@@ -48,12 +48,14 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from course_lib import metrics  # noqa: E402
+from course_lib.data import FASHION_CLASSES  # noqa: E402
 from course_lib.recipes import RECIPES  # noqa: E402
 from course_lib.utils import atomic_write  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 N_SAMPLES = 5000
 BAR_RESAMPLES = 5
+CLASS_NAMES = {"fashion-mnist": list(FASHION_CLASSES)}
 TARGETS = {
     "fashion-mnist": "course recipe, unconditional, <= 10 min of training on a 2-core CPU: FD <= the blurred-real "
                      "bar, every class >= 3 % by the classifier, KID reported with its sd; FD <= 0.5 x the plain "
@@ -228,11 +230,11 @@ def _pm(mean: float, sd: float, digits: int = 2) -> str:
 def markdown(result: dict) -> str:
     m = result["machine"]
     lines = ["# Fashion-MNIST: the course recipe against a plain DCGAN", "",
-             f"Recorded {result['date']} by `python benchmarks/fashion.py {result['argv']}` on {m['cpu']} "
-             f"({m['cores']} cores; {', '.join(m['isa']) or 'no AVX'}), torch {m['torch']}, Python {m['python']}. "
-             "Both rows of a seed ran one after the other in their own processes with the same number of threads; "
-             "the machine was shared with other work, so the 1-minute load average before/after each row is "
-             "given: a loaded machine trains fewer steps per second.", "",
+             f"Recorded by `python benchmarks/fashion.py` (each row's date and arguments are in "
+             f"`results-fashion.json`) on {m['cpu']} ({m['cores']} cores; {', '.join(m['isa']) or 'no AVX'}), "
+             f"torch {m['torch']}, Python {m['python']}. Each row ran in its own process, one after the other, with "
+             "the threads given; the machine was shared with other work, so the 1-minute load average before/after "
+             "each row is given: a loaded machine trains fewer steps per second.", "",
              f"Target: {TARGETS['fashion-mnist']}.", "",
              "Judge (the same for every row): 5,000 samples, the course's Fashion-MNIST classifier (trained on the "
              "training split only; held-out accuracy below), the 10,000 test images as reference. Floor: 5 sets of "
@@ -260,7 +262,8 @@ def markdown(result: dict) -> str:
                         f" Against the plain DCGAN at 32x32: {s['fd_ratio_32']:.3f}."))
     lines += ["", "## Details per row", ""]
     for r in result["runs"]:
-        shares = ", ".join(f"{100 * v:.1f}" for v in r["class_shares"])
+        names = CLASS_NAMES.get(r["data"]) or [str(i) for i in range(len(r["class_shares"]))]
+        shares = ", ".join(f"{c} {100 * v:.1f}" for c, v in zip(names, r["class_shares"]))
         rss = ", ".join(f"{k} {v:.0f} MB" for k, v in r["peak_rss_mb"].items())
         lines += [f"### {r['data']}, {r['recipe']}, seed {r['seed']}", "",
                   f"- {r['steps']} steps in {r['train_seconds']:.0f} s"
@@ -329,18 +332,19 @@ def main(argv: list[str] | None = None) -> int:
     budget = 5.0 if a.quick else a.budget
     n = 600 if a.quick else N_SAMPLES
     runs = []
+    stamp = {"date": time.strftime("%Y-%m-%d %H:%M"), "argv": " ".join(argv if argv is not None else sys.argv[1:])}
     for seed in a.seeds:
         course_seconds = 0.0
         if a.only in (None, "course"):
             row, x = course_row("fashion-mnist", seed, a.threads, work, quick_course, n)
-            row.update(judge(x))
+            row.update(judge(x), **stamp)
             runs.append(row)
             course_seconds = row["train_seconds"]
             print(json.dumps({k: row[k] for k in ("recipe", "seed", "steps", "train_seconds", "frechet_distance",
                                                   "blurred_fd", "min_class_share", "peak_rss_mb")}), flush=True)
         for size in a.plain_sizes if a.only in (None, "plain") else ():
             row, x = plain_row(seed, a.threads, max(budget, course_seconds), work, n, size)
-            row.update(judge(x))
+            row.update(judge(x), **stamp)
             runs.append(row)
             print(json.dumps({k: row[k] for k in ("recipe", "seed", "steps", "train_seconds", "frechet_distance",
                                                   "blurred_fd", "min_class_share")}), flush=True)
@@ -348,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         for seed in a.seeds:
             row, x = course_row("digits", seed, 1, work, ["--no-conditional", *quick_course], 1434, 16)
             row["recipe"] = "course, unconditional"
-            row.update(judge(x, "digits", 16))
+            row.update(judge(x, "digits", 16), **stamp)
             runs.append(row)
             print(json.dumps({k: row[k] for k in ("recipe", "seed", "steps", "train_seconds", "frechet_distance",
                                                   "frechet_distance_real", "blurred_fd")}), flush=True)

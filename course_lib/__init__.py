@@ -12,4 +12,14 @@ Modules, from low to high (nothing low imports something high):
 """
 __version__ = "0.1.0"
 
-from .device import get_device, seed_everything  # noqa: E402,F401
+__all__ = ["get_device", "seed_everything"]
+
+
+def __getattr__(name: str):
+    """``course_lib.get_device`` / ``course_lib.seed_everything``, imported on first use: importing the package
+    (as ``python -m course_lib`` does) stays light, so Ctrl-C during start-up is handled by the command line."""
+    if name in __all__:
+        from . import device
+
+        return getattr(device, name)
+    raise AttributeError(f"module 'course_lib' has no attribute {name!r}")

@@ -24,13 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .utils import check_int
+
 __all__ = ["conv2d_out_size", "conv_transpose2d_out_size", "stack_out_sizes", "listing_generator",
            "listing_discriminator", "trace_shapes", "ShapeTraceError", "weight_stats", "grad_norm", "pad_to"]
-
-
-def _check_int(name: str, v, minimum: int) -> None:
-    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {v!r}")
 
 
 def conv2d_out_size(size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
@@ -42,7 +39,7 @@ def conv2d_out_size(size: int, kernel: int, stride: int = 1, padding: int = 0, d
     """
     for name, v, low in (("size", size, 1), ("kernel", kernel, 1), ("stride", stride, 1), ("padding", padding, 0),
                          ("dilation", dilation, 1)):
-        _check_int(name, v, low)
+        check_int(name, v, minimum=low)
     span = dilation * (kernel - 1) + 1
     if size + 2 * padding < span:
         raise ValueError(f"a {kernel}x{kernel} kernel (dilation {dilation}) does not fit an input of size {size} "
@@ -62,7 +59,7 @@ def conv_transpose2d_out_size(size: int, kernel: int, stride: int = 1, padding: 
     """
     for name, v, low in (("size", size, 1), ("kernel", kernel, 1), ("stride", stride, 1), ("padding", padding, 0),
                          ("output_padding", output_padding, 0), ("dilation", dilation, 1)):
-        _check_int(name, v, low)
+        check_int(name, v, minimum=low)
     if output_padding >= max(stride, dilation):
         raise ValueError(f"output_padding ({output_padding}) must be smaller than stride ({stride}) or dilation "
                          f"({dilation}), as in PyTorch")
@@ -77,7 +74,7 @@ def stack_out_sizes(model: nn.Module, size: int) -> list[int]:
     """Spatial sizes through every ``Conv2d`` / ``ConvTranspose2d`` of ``model`` (in module order), from the size
     formulas: ``[size, after layer 1, after layer 2, ...]``. Square inputs and kernels only; other layers (batch
     norm, activations) keep the size."""
-    _check_int("size", size, 1)
+    check_int("size", size)
     sizes = [size]
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
@@ -99,7 +96,7 @@ def listing_generator(channels: int = 3, latent_dim: int = 100, width: int = 64)
     ``channels=3`` it makes colour images, although the listing trains it on 1-channel MNIST.
     """
     for name, v in (("channels", channels), ("latent_dim", latent_dim), ("width", width)):
-        _check_int(name, v, 1)
+        check_int(name, v)
     w = 4 * width
     layers: list[nn.Module] = [nn.ConvTranspose2d(latent_dim, w, 4, 1, 0, bias=False), nn.BatchNorm2d(w),
                                nn.ReLU(True)]
@@ -118,7 +115,7 @@ def listing_discriminator(channels: int = 3, width: int = 64, sigmoid: bool = Tr
     a sigmoid, so it returns probabilities. Note the 4-D output: it does not match labels of shape (N, 1).
     """
     for name, v in (("channels", channels), ("width", width)):
-        _check_int(name, v, 1)
+        check_int(name, v)
     layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
     w = width
     for _ in range(2):
@@ -192,7 +189,7 @@ def pad_to(x: torch.Tensor, size: int, value: float = -1.0) -> torch.Tensor:
     pixel at the bottom / right."""
     if not isinstance(x, torch.Tensor) or x.dim() != 4:
         raise ValueError(f"x must be images of shape (N, C, H, W), got {tuple(getattr(x, 'shape', ()))}")
-    _check_int("size", size, 1)
+    check_int("size", size)
     h, w = x.shape[-2:]
     if h > size or w > size:
         raise ValueError(f"images of size {h}x{w} are larger than {size}x{size}; crop or resize them instead")

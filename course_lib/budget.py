@@ -14,14 +14,16 @@ import os
 
 import torch
 
+from .utils import env_flag
+
 __all__ = ["mode", "pick", "is_quick"]
 
 MODES = ("quick", "cpu", "gpu")
 
 
 def is_quick() -> bool:
-    """True when ``COURSE_QUICK`` is set to a true value (1, true, yes)."""
-    return os.environ.get("COURSE_QUICK", "").strip().lower() in {"1", "true", "yes", "on"}
+    """True when ``COURSE_QUICK`` is switched on (1, true, yes, on: ``utils.env_flag``)."""
+    return env_flag("COURSE_QUICK")
 
 
 def mode() -> str:

@@ -29,6 +29,7 @@ def _number(convert, ok, bad_text: str, bad_value: str):
 _positive_int = _number(int, lambda v: v > 0, "a positive whole number", "a positive whole number")
 _nonneg_int = _number(int, lambda v: v >= 0, "a non-negative whole number", "a non-negative whole number")
 _positive_float = _number(float, lambda v: v > 0 and np.isfinite(v), "a positive number", "a positive finite number")
+_seed = _number(int, lambda v: 0 <= v <= 2**63 - 1, "a whole number", "a seed in [0, 2**63 - 1] (64-bit)")
 _unit_float = _number(float, lambda v: 0 <= v < 1, "a number in [0, 1)", "a number in [0, 1)")
 
 
@@ -99,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--checkpoint", required=True, help="checkpoint.pt written by 'train'")
     s.add_argument("--n", type=_positive_int, default=2500, help="number of samples")
     s.add_argument("--out", required=True, help="output file (.npy, or .png for a grid of images)")
-    s.add_argument("--seed", type=_nonneg_int, default=0, help="seed of the noise")
+    s.add_argument("--seed", type=_seed, default=0, help="seed of the noise")
     s.add_argument("--label", type=_nonneg_int, help="class to generate (conditional models)")
     s.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
     s.add_argument("--device", default="cpu", help="device to sample on")
@@ -116,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="number of samples (default: 2500 for points, 1440 for images)")
     e.add_argument("--out", default=None,
                    help="JSON file to write (default: evaluation.json beside the checkpoint)")
-    e.add_argument("--seed", type=_nonneg_int, default=0, help="seed of the noise")
+    e.add_argument("--seed", type=_seed, default=0, help="seed of the noise")
     e.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
     e.add_argument("--device", default="cpu", help="device to sample on")
     return p

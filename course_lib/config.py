@@ -191,6 +191,8 @@ class TrainConfig:
                                    cli="positive_int")
     callback_every: int = option(100, "steps between callbacks (live plots)", _positive_int, resume=True,
                                  cli=False)
+    log_every: int = option(50, "steps between reads of the statistics from the device (history, progress bar)",
+                            _positive_int, resume=True, cli="positive_int")
     nan_policy: str = option("stop", "on a NaN/inf loss: stop (keep the last good checkpoint) or skip the step",
                              _choice("nan_policy"), choices=NAN_POLICIES, resume=True)
 

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from .utils import check_int, env_flag
 
 __all__ = ["Dataset", "DatasetUnavailableError", "DatasetCorruptError", "DATASETS", "load", "ring8", "grid25",
-           "mixture1d", "mixture1d_pdf", "digits", "idx_images", "read_idx", "idx_sources", "torchvision_images",
+           "mixture1d", "mixture1d_pdf", "gaussian_pdf", "digits", "idx_images", "read_idx", "idx_sources", "torchvision_images",
            "check_image_size", "offline", "data_dir", "FASHION_CLASSES", "CLASS_NAMES", "FASHION_APT_PACKAGE"]
 
 POINT_DATASETS = ("ring8", "grid25", "mixture1d")
@@ -172,12 +172,19 @@ def grid25(n: int = 50_000, std: float = 0.05, seed: int = 0) -> Dataset:
 MIXTURE1D = {"means": (-2.0, 2.0), "std": 0.5, "weights": (0.5, 0.5)}
 
 
+def gaussian_pdf(x: torch.Tensor, mean: float = 0.0, std: float = 1.0) -> torch.Tensor:
+    """Density of N(mean, std^2) at ``x`` (any shape), float64, same shape as ``x`` (the library's one Gaussian
+    density: the mixtures here, the theory of notebook 01 and its widgets use it)."""
+    if not std > 0:
+        raise ValueError(f"std must be positive, got {std}")
+    x = torch.as_tensor(x, dtype=torch.float64)
+    return torch.exp(-0.5 * ((x - mean) / std) ** 2) / (std * math.sqrt(2 * math.pi))
+
+
 def mixture1d_pdf(x: torch.Tensor, means=MIXTURE1D["means"], std: float = MIXTURE1D["std"],
                   weights=MIXTURE1D["weights"]) -> torch.Tensor:
     """Density of the 1-D two-Gaussian mixture at ``x`` (any shape), same shape as ``x``."""
-    out = torch.zeros_like(x, dtype=torch.float64)
-    for m, w in zip(means, weights):
-        out = out + w * torch.exp(-0.5 * ((x.double() - m) / std) ** 2) / (std * math.sqrt(2 * math.pi))
+    out = sum(w * gaussian_pdf(x, m, std) for m, w in zip(means, weights))
     return out.to(x.dtype) if x.is_floating_point() else out
 
 

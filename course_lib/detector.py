@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .utils import check_int, eval_mode, preserved_torch_rng
+
 __all__ = ["Detector", "split_real_fake", "train_detector", "accuracy", "detect"]
 
 
@@ -47,9 +49,8 @@ class Detector(nn.Module):
 
     def __init__(self, channels: int = 1, width: int = 16):
         super().__init__()
-        if isinstance(channels, bool) or not isinstance(channels, int) or channels <= 0:
-            raise ValueError(f"channels must be a positive integer, got {channels!r}")
-        self.channels = channels
+        self.channels = check_int("channels", channels)
+        check_int("width", width)
         self.net = nn.Sequential(
             nn.Conv2d(channels, width, 3, stride=2, padding=1), nn.LeakyReLU(0.2),
             nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.LeakyReLU(0.2),
@@ -110,15 +111,11 @@ def train_detector(train_x: torch.Tensor, train_y: torch.Tensor, epochs: int = 1
         raise ValueError(f"train_y must have shape ({len(x)},), one label per image, got {tuple(y.shape)}")
     if not bool(((y == 0) | (y == 1)).all()):
         raise ValueError("train_y must hold 0 (real) and 1 (generated) only")
-    for name, v in (("epochs", epochs), ("batch_size", batch_size)):
-        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    state = torch.get_rng_state()
-    torch.manual_seed(seed)
-    try:
+    check_int("epochs", epochs)
+    check_int("batch_size", batch_size)
+    with preserved_torch_rng():  # seeded initialisation without changing what the caller draws next
+        torch.manual_seed(seed)
         model = Detector(x.shape[1])
-    finally:
-        torch.set_rng_state(state)
     g = torch.Generator().manual_seed(seed + 1)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
@@ -144,12 +141,8 @@ def accuracy(model: Detector, x: torch.Tensor, y: torch.Tensor) -> float:
     y = torch.as_tensor(y).float().cpu()
     if y.shape != (len(x),):
         raise ValueError(f"y must have shape ({len(x)},), got {tuple(y.shape)}")
-    was = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         pred = (model(x) > 0).float()
-    finally:
-        model.train(was)
     return float((pred == y).float().mean())
 
 

@@ -24,6 +24,7 @@ import torch
 from . import data as data_mod
 from .metrics import mode_metrics
 from .train import GANTrainer, TrainConfig
+from .utils import SEED_MAX, check_int, is_int
 
 __all__ = ["compare", "format_table", "plot_results", "plot_samples", "DEFAULT_COLUMNS"]
 
@@ -32,8 +33,8 @@ DEFAULT_COLUMNS = ("name", "modes", "num_modes", "high_quality", "min_modes", "d
 
 def _check_seeds(seeds: Sequence[int]) -> tuple[int, ...]:
     seeds = tuple(seeds)
-    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
-        raise ValueError(f"seeds must be a non-empty sequence of non-negative integers, got {seeds!r}")
+    if not seeds or not all(is_int(s) and 0 <= s <= SEED_MAX for s in seeds):
+        raise ValueError(f"seeds must be a non-empty sequence of integers in [0, 2**63 - 1], got {seeds!r}")
     return seeds
 
 
@@ -72,8 +73,7 @@ def compare(recipes: Mapping[str, Mapping[str, Any]], data: str = "ring8", steps
         raise ValueError(f"compare trains on the 2-D mixtures ('ring8', 'grid25'), got {data!r}")
     if not isinstance(recipes, Mapping) or not recipes:
         raise ValueError("recipes must be a non-empty dict {name: {TrainConfig field: value}}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    check_int("steps", steps)
     seeds = _check_seeds(seeds)
     dataset = data_mod.load(data)
     if dataset.centres is None or dataset.sample_shape != (2,):

@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _sn
 
 from .data import check_image_size
+from .utils import check_int
 
 __all__ = ["MLPGenerator", "MLPDiscriminator", "DCGANGenerator", "DCGANDiscriminator", "dcgan_weights_init",
            "build_models", "MODELS", "count_parameters"]
@@ -25,9 +26,9 @@ MODELS = ("mlp", "dcgan")
 
 
 def _check_positive(**kwargs) -> None:
+    """``check_int`` (a positive integer) on each keyword argument, in order."""
     for k, v in kwargs.items():
-        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-            raise ValueError(f"{k} must be a positive integer, got {v!r}")
+        check_int(k, v)
 
 
 def _check_labels(y: torch.Tensor | None, num_classes: int | None, who: str) -> None:

@@ -4,7 +4,8 @@
 * ``dist_info`` / ``setup_distributed``: DistributedDataParallel under ``torchrun``;
 * ``stream_seed``: the seeds of the run's random streams, derived from ``config.seed`` in one place;
 * ``StopSignals``: Ctrl-C / SIGTERM as a request to stop after the current step;
-* the non-finite guard: ``finite_update`` and the messages of ``NonFiniteLossError``.
+* the non-finite guard without host syncs: ``finite_flag``, ``consensus`` (DDP), ``MaskedUpdate``, and the
+  messages of ``NonFiniteLossError``.
 
 ``course_lib.train`` uses all of them; none of them knows about GANs.
 """
@@ -21,13 +22,18 @@ from typing import Any, Iterable
 import torch
 import torch.distributed as dist
 
+from . import data as data_mod
 from .config import TrainConfig
 from .device import DeviceError, get_device
 from .utils import env_flag
 
-__all__ = ["NonFiniteLossError", "SpeedOptions", "resolve_speed_options", "dist_info", "setup_processes", "setup_distributed", "leave_process_group", "interrupted_message",
-           "stream_seed", "restore_rng", "progress_bar", "StopSignals", "finite_update", "nonfinite_loss_message", "nonfinite_weights_message",
-           "kept_checkpoint_text", "check_weights_finite", "wrap_for_forward", "run_summary"]
+__all__ = ["NonFiniteLossError", "SpeedOptions", "resolve_speed_options", "dist_info", "setup_processes",
+           "setup_distributed", "leave_process_group", "interrupted_message", "stream_seed", "restore_rng",
+           "epoch_permutation", "check_dataset", "progress_bar", "progress_postfix", "StopSignals", "finite_flag",
+           "consensus", "optimizer_tensors", "MaskedUpdate",
+           "ema_update", "load_optimizer", "StepStats", "NonFiniteGuard", "skipped_message",
+           "nonfinite_loss_message", "nonfinite_weights_message", "kept_checkpoint_text", "check_weights_finite",
+           "wrap_for_forward", "run_summary"]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -71,6 +77,38 @@ def restore_rng(rng: torch.Generator, state: dict[str, Any], rank: int, world_si
         torch.set_rng_state(saved["torch"])
     else:
         rng.manual_seed(stream_seed("resumed", seed, rank=rank, step=int(state["step"])))
+
+
+def epoch_permutation(n: int, seed: int, epoch: int, rank: int, world_size: int, shard_size: int,
+                      device: torch.device) -> torch.Tensor:
+    """This process's shard of epoch ``epoch``'s fixed permutation of ``n`` sample indices: (shard_size,) int64
+    on ``device``. Drawn on the CPU (the same order on every device); uploaded from pinned memory on CUDA, so
+    that the copy does not synchronise."""
+    g = torch.Generator().manual_seed(stream_seed("epoch", seed, epoch=epoch))
+    perm = torch.randperm(n, generator=g)[rank::world_size][:shard_size]
+    cuda = device.type == "cuda"
+    return (perm.pin_memory() if cuda else perm).to(device, non_blocking=cuda)
+
+
+def check_dataset(dataset: Any, conditional: bool, local_batch: int, world_size: int) -> tuple[int, int | None]:
+    """``(shard_size, num_classes)`` of a training set (a ``course_lib.data.Dataset``) split over ``world_size``
+    processes; raise TypeError / ValueError when it is no Dataset, smaller than a batch, or unlabelled for a
+    conditional GAN."""
+    if not isinstance(dataset, data_mod.Dataset):
+        raise TypeError(f"dataset must be a course_lib.data.Dataset, got {type(dataset).__name__}")
+    shard_size = len(dataset) // world_size
+    if local_batch > shard_size:
+        raise ValueError(f"batch size {local_batch} per process is larger than the dataset "
+                         f"({len(dataset)} samples over {world_size} process(es)); lower batch_size")
+    if conditional and (dataset.y is None or not dataset.num_classes):
+        raise ValueError(f"conditional=True needs a labelled dataset; {dataset.name!r} has no labels")
+    return shard_size, (dataset.num_classes if conditional else None)
+
+
+def progress_postfix(history: dict[str, list[float]]) -> dict[str, str]:
+    """The progress bar's summary of the last step read: D and G losses, mean D(x) and D(G(z))."""
+    return {"d": f"{history['d_loss'][-1]:.3f}", "g": f"{history['g_loss'][-1]:.3f}",
+            "Dx": f"{history['d_real'][-1]:.2f}", "DGz": f"{history['d_fake'][-1]:.2f}"}
 
 
 def progress_bar(total: int, initial: int, desc: str, show: bool):
@@ -220,18 +258,176 @@ class StopSignals:
 
 # ----------------------------------------------------------------------------- the non-finite guard
 
-def finite_update(loss: torch.Tensor, params: Iterable[torch.Tensor], scaled: bool) -> tuple[bool, float | None]:
-    """Whether the loss (and, without gradient scaling, the total gradient norm) is finite: ``(ok, value)``,
-    with ``value`` the offending number when not ok. With a float16 gradient scaler the scaler itself skips
-    updates with non-finite gradients, so only the loss is checked. One host synchronisation."""
+def finite_flag(loss: torch.Tensor, params: Iterable[torch.Tensor], scaled: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(ok, value)``, both 0-dim tensors on the loss's device, computed without a host synchronisation:
+    ``value`` = the loss plus (without gradient scaling) the total gradient norm, float32; ``ok`` = whether it
+    is finite (bool). With a float16 gradient scaler the scaler itself skips updates with non-finite
+    gradients, so only the loss is checked. Read ``ok`` only when the statistics are read (``GANTrainer``)."""
     value = loss.detach().float()
     if not scaled:
         grads = [p.grad for p in params if p.grad is not None]
         if grads:
             value = value + torch.nn.utils.get_total_norm(grads).float()
-    if bool(torch.isfinite(value)):
-        return True, None
-    return False, value.item()
+    return torch.isfinite(value), value
+
+
+def consensus(ok: torch.Tensor, distributed: bool) -> torch.Tensor:
+    """``ok`` (0-dim bool) agreed by every process: a MIN all-reduce on the device under DDP (a collective, not
+    a host synchronisation), so that all processes apply or skip an update together; ``ok`` itself otherwise."""
+    if not distributed:
+        return ok
+    flag = ok.to(torch.int32)
+    dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    return flag.bool()
+
+
+def optimizer_tensors(opt: torch.optim.Optimizer) -> list[torch.Tensor] | None:
+    """The tensors ``opt.step()`` may change: each parameter with a gradient and its state tensors (Adam:
+    ``step``, ``exp_avg``, ``exp_avg_sq``). None while a parameter with a gradient has no state yet (before
+    the optimiser's first step, which creates it)."""
+    tensors: list[torch.Tensor] = []
+    for group in opt.param_groups:
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            state = opt.state.get(p)
+            if not state:
+                return None
+            tensors.append(p)
+            tensors.extend(v for v in state.values() if torch.is_tensor(v))
+    return tensors
+
+
+class MaskedUpdate:
+    """``masked(key, tensors, ok, update)`` runs ``update()``, an in-place change of ``tensors``, and keeps it
+    only where the 0-dim bool tensor ``ok`` is true, without reading ``ok`` on the host: the tensors are copied
+    into buffers kept per ``key`` (allocated once per shape) before the update, and each one is set to
+    ``torch.where(ok, new, old)`` after it (exact both ways, and NaN-safe, unlike a weighted mix).
+
+    ``tensors`` None (an optimiser before its first step, ``optimizer_tensors``): ``ok`` is read on the host
+    instead (one synchronisation, at the start of a run). A tensor on another device than ``ok`` (Adam's CPU
+    step count on MPS) gets a copy of ``ok``, which synchronises; on CPU and CUDA (fused Adam) none does.
+    """
+
+    def __init__(self) -> None:
+        self._saved: dict[Any, tuple[tuple, list[torch.Tensor]]] = {}
+
+    @torch.no_grad()
+    def __call__(self, key: Any, tensors: list[torch.Tensor] | None, ok: torch.Tensor, update) -> None:
+        if tensors is None:
+            if bool(ok):
+                update()
+            return
+        shapes = tuple((t.shape, t.dtype, t.device) for t in tensors)
+        saved = self._saved.get(key)
+        if saved is None or saved[0] != shapes:
+            saved = self._saved[key] = (shapes, [torch.empty_like(t) for t in tensors])
+        torch._foreach_copy_(saved[1], tensors)
+        update()
+        for t, old in zip(tensors, saved[1]):
+            torch.where(ok if ok.device == t.device else ok.to(t.device), t, old, out=t)
+
+
+@torch.no_grad()
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """``ema``'s weights <- ``decay`` * themselves + (1 - ``decay``) * ``model``'s; its buffers (batch-norm
+    statistics) copied from ``model``. In place, without a host synchronisation."""
+    torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - decay)
+    for b_ema, b in zip(ema.buffers(), model.buffers()):
+        b_ema.copy_(b)
+
+
+def load_optimizer(opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """``opt.load_state_dict(state)``, keeping ``opt``'s own ``fused`` setting (a checkpoint of a CUDA run, with
+    fused Adam, resumes on a CPU and the other way round; Adam then puts its step counts where they belong)."""
+    fused = opt.param_groups[0].get("fused")
+    opt.load_state_dict({**state, "param_groups": [{**g, "fused": fused} for g in state["param_groups"]]})
+
+
+class StepStats:
+    """The statistics of a run's steps since the last read, kept on the device until ``read()``.
+
+    Per update ``mark(bad, value)`` (0-dim tensors: not finite?, the number checked), per step
+    ``end_step(stats)`` (0-dim tensors), both without a host synchronisation. ``read`` costs one host
+    synchronisation, and under DDP first one SUM all-reduce (every process must read at the same steps), so
+    the statistics are the mean over processes.
+    """
+
+    def __init__(self, distributed: bool = False, world_size: int = 1) -> None:
+        self.distributed, self.world_size = distributed, world_size
+        self._rows: list[torch.Tensor] = []
+        self._marks: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def mark(self, bad: torch.Tensor, value: torch.Tensor) -> None:
+        self._marks.append((bad, value))
+
+    def end_step(self, stats: list[torch.Tensor]) -> None:
+        bad, value = zip(*self._marks)
+        self._marks = []
+        self._rows.append(torch.cat([torch.stack(stats).float(), torch.stack(bad).float(), torch.stack(value)]))
+
+    def clear(self) -> None:
+        self._rows, self._marks = [], []
+
+    def read(self, step: int, stop: bool) -> tuple[list[list[float]], list[tuple[int, str, float]]]:
+        """``(rows, faults)`` of the steps since the last read, ``step`` being the last of them: ``rows`` the
+        5 statistics of each step (float), ``faults`` one ``(step, "discriminator" or "generator", number)``
+        per step with a non-finite update (its first; 1-based steps). With ``stop``: only the first fault, and
+        ``rows`` only the steps before it."""
+        if not self._rows:
+            return [], []
+        rows, self._rows = torch.stack(self._rows), []
+        if self.distributed:
+            dist.all_reduce(rows)
+            rows /= self.world_size
+        values, faults, first = [], [], step - len(rows) + 1
+        for i, row in enumerate(rows.tolist()):
+            n = (len(row) - 5) // 2  # updates per step: n - 1 of D, then G's
+            bad = next((j for j in range(n) if row[5 + j]), None)
+            if bad is not None:
+                faults.append((first + i, "generator" if bad == n - 1 else "discriminator", row[5 + n + bad]))
+                if stop:
+                    break
+            values.append(row[:5])
+        return values, faults
+
+
+class NonFiniteGuard:
+    """The NaN guard of a training step, without host synchronisation.
+
+    ``check(loss, params, scaled)`` returns the device flag (0-dim bool) that lets an update apply: loss and
+    gradient finite (``finite_flag``), agreed by every process (``consensus``), and with ``policy="stop"``
+    no fault before (a sticky mask: after the first bad update no later one applies). ``masked`` applies an
+    update under that flag (``MaskedUpdate``); ``stats`` keeps the statistics and the flags of the steps
+    until they are read (``StepStats``); ``reset()`` forgets both (after a stop, or a resume).
+    """
+
+    def __init__(self, policy: str, device: torch.device, distributed: bool = False, world_size: int = 1):
+        self.policy, self.distributed, self.masked = policy, distributed, MaskedUpdate()
+        self.stats = StepStats(distributed, world_size)
+        self.alive = torch.ones((), dtype=torch.bool, device=device)
+
+    def check(self, loss: torch.Tensor, params: Iterable[torch.Tensor], scaled: bool) -> torch.Tensor:
+        ok, value = finite_flag(loss, params, scaled)
+        ok = consensus(ok, self.distributed)
+        self.stats.mark(~ok, value)
+        if self.policy == "skip":
+            return ok
+        self.alive = self.alive & ok
+        return self.alive
+
+    def reset(self) -> None:
+        self.alive = torch.ones_like(self.alive)
+        self.stats.clear()
+
+
+def skipped_message(step: int, what: str, skipped: int) -> str:
+    """What ``nan_policy="skip"`` prints for a skipped step (``step`` 1-based)."""
+    return (f"[course_lib] step {step}: non-finite {what} loss or gradient, update skipped ({skipped} skipped "
+            f"so far)")
 
 
 def kept_checkpoint_text(last: Path | None, out_dir: Path | None) -> str:

@@ -1,6 +1,9 @@
-r"""Numerical checks of GAN theory (notebooks 01 and 02).
+r"""The maths of GAN theory, computed (notebooks 01 and 02; ``widgets.divergence_explorer`` draws it).
 
-* ``gaussian_pdf``, ``sample_mixture1d``: the 1-D densities and samplers of the theory notebook.
+* ``gaussian_pdf``, ``sample_gaussian``, ``sample_mixture1d``: the 1-D densities and samplers of the theory
+  notebook (the data's density is ``course_lib.data.mixture1d_pdf``).
+* ``optimal_discriminator``: $D^*(x) = p_{data}(x) / (p_{data}(x) + p_g(x))$ from the two densities.
+* ``jsd_by_quadrature``: the Jensen-Shannon divergence of two densities on a grid.
 * ``fit_discriminator_1d``: train a small discriminator to convergence on two fixed 1-D sample sets; by the
   theory its output approaches $D^*(x) = p_{data}(x) / (p_{data}(x) + p_g(x))$.
 * ``value_function``: $V(D, G) = \int p_{data}\log D + p_g \log(1 - D)\,dx$ by quadrature on a grid.
@@ -12,31 +15,22 @@ r"""Numerical checks of GAN theory (notebooks 01 and 02).
 """
 from __future__ import annotations
 
-import contextlib
 import math
-from typing import Callable, Iterator
+from typing import Callable
 
 import torch
 
-from .data import MIXTURE1D
+from .data import MIXTURE1D, gaussian_pdf  # the one Gaussian density of the library
 from .models import MLPDiscriminator
+from .utils import check_int, one_thread
 
-__all__ = ["gaussian_pdf", "sample_gaussian", "sample_mixture1d", "fit_discriminator_1d", "discriminator_probs",
-           "value_function", "logit_gradient"]
-
-
-def gaussian_pdf(x: torch.Tensor, mean: float = 0.0, std: float = 1.0) -> torch.Tensor:
-    """Density of N(mean, std^2) at ``x`` (any shape), float64, same shape as ``x``."""
-    if not std > 0:
-        raise ValueError(f"std must be positive, got {std}")
-    x = torch.as_tensor(x, dtype=torch.float64)
-    return torch.exp(-0.5 * ((x - mean) / std) ** 2) / (std * math.sqrt(2 * math.pi))
+__all__ = ["gaussian_pdf", "sample_gaussian", "sample_mixture1d", "optimal_discriminator", "jsd_by_quadrature",
+           "fit_discriminator_1d", "discriminator_probs", "value_function", "logit_gradient"]
 
 
 def sample_gaussian(n: int, mean: float = 0.0, std: float = 1.0, seed: int = 0) -> torch.Tensor:
     """(n, 1) float32 samples of N(mean, std^2), repeatable through ``seed``."""
-    if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+    check_int("n", n)
     if not std > 0:
         raise ValueError(f"std must be positive, got {std}")
     g = torch.Generator().manual_seed(seed)
@@ -45,23 +39,36 @@ def sample_gaussian(n: int, mean: float = 0.0, std: float = 1.0, seed: int = 0) 
 
 def sample_mixture1d(n: int, seed: int = 0) -> torch.Tensor:
     """(n, 1) float32 samples of the data mixture of ``course_lib.data.mixture1d`` (density ``mixture1d_pdf``)."""
-    if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+    check_int("n", n)
     g = torch.Generator().manual_seed(seed)
     means = torch.tensor(MIXTURE1D["means"])
     which = torch.multinomial(torch.tensor(MIXTURE1D["weights"]), n, replacement=True, generator=g)
     return (means[which] + MIXTURE1D["std"] * torch.randn(n, generator=g))[:, None].float()
 
 
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run a block with one CPU thread (tiny networks: thread hand-offs cost more than they save), then restore."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+def optimal_discriminator(p_data: torch.Tensor, p_g: torch.Tensor) -> torch.Tensor:
+    r"""$D^*(x) = p_{data}(x) / (p_{data}(x) + p_g(x))$ elementwise: the discriminator that maximises
+    $V(D, G)$ for a fixed $G$. Densities of any (equal) shape; 1/2 where both vanish; values in [0, 1]."""
+    total = p_data + p_g
+    return torch.where(total > 0, p_data / total.clamp_min(1e-300), torch.full_like(total, 0.5))
+
+
+def jsd_by_quadrature(p: torch.Tensor, q: torch.Tensor, x: torch.Tensor) -> float:
+    r"""Jensen-Shannon divergence (natural log, in [0, log 2]) of two densities sampled on the uniform grid ``x``.
+
+    $\mathrm{JSD}(p\|q) = \tfrac12 \mathrm{KL}(p\|m) + \tfrac12 \mathrm{KL}(q\|m)$, $m = (p + q)/2$, by the
+    trapezoidal rule. ``p``, ``q``, ``x``: 1-D tensors of the same length (K,); $0 \log 0 = 0$.
+    """
+    if not (p.shape == q.shape == x.shape and x.dim() == 1):
+        raise ValueError("p, q and x must be 1-D tensors of the same length")
+    p, q, x = p.double(), q.double(), x.double()
+    m = 0.5 * (p + q)
+
+    def kl_term(a):
+        return torch.where(a > 0, a * (torch.log(a.clamp_min(1e-300)) - torch.log(m.clamp_min(1e-300))),
+                           torch.zeros_like(a))
+
+    return float(0.5 * torch.trapezoid(kl_term(p), x) + 0.5 * torch.trapezoid(kl_term(q), x))
 
 
 def fit_discriminator_1d(real: torch.Tensor, fake: torch.Tensor, steps: int = 2000, batch_size: int = 512,
@@ -87,8 +94,8 @@ def fit_discriminator_1d(real: torch.Tensor, fake: torch.Tensor, steps: int = 20
         if not isinstance(t, torch.Tensor) or t.dim() != 2 or t.shape[1] != 1 or len(t) == 0:
             raise ValueError(f"{name} must be a non-empty (N, 1) tensor of 1-D samples, got "
                              f"{getattr(t, 'shape', type(t))}; use x[:, None] to add the feature dimension")
-    if not isinstance(steps, int) or steps <= 0 or not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f"steps and batch_size must be positive integers, got {steps!r}, {batch_size!r}")
+    check_int("steps", steps)
+    check_int("batch_size", batch_size)
     from torch.nn.functional import softplus
 
     gen = torch.Generator().manual_seed(seed)
@@ -98,7 +105,7 @@ def fit_discriminator_1d(real: torch.Tensor, fake: torch.Tensor, steps: int = 20
     opt = torch.optim.Adam(D.parameters(), lr=lr, betas=(0.9, 0.999))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=lr * 0.01)
     D.train()
-    with _one_thread():
+    with one_thread():
         for _ in range(steps):
             xr = real[torch.randint(len(real), (batch_size,), generator=gen)]
             xf = fake[torch.randint(len(fake), (batch_size,), generator=gen)]

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from . import data as data_mod
@@ -31,9 +30,11 @@ from .config import (AMP_CHOICES, LR_SCHEDULES, MODEL_FIELDS, NAN_POLICIES, RESU
 from .device import seed_everything
 from .losses import GANLoss, get_loss, gradient_penalty, r1_penalty
 from .models import build_models
-from .runtime import (NonFiniteLossError, StopSignals, check_weights_finite, finite_update, kept_checkpoint_text,
-                      interrupted_message, nonfinite_loss_message, progress_bar, resolve_speed_options, restore_rng, run_summary,
-                      leave_process_group, setup_processes, stream_seed, wrap_for_forward)
+from .runtime import (NonFiniteGuard, NonFiniteLossError, StopSignals, check_dataset, check_weights_finite,
+                      ema_update, epoch_permutation, interrupted_message, kept_checkpoint_text, leave_process_group,
+                      load_optimizer, nonfinite_loss_message, optimizer_tensors, progress_bar, progress_postfix,
+                      resolve_speed_options, restore_rng, run_summary, setup_processes, skipped_message,
+                      stream_seed, wrap_for_forward)
 from .sampling import check_compatible, check_same_data, first_lines, generate, load_generator
 from .utils import check_int
 
@@ -124,6 +125,11 @@ class GANTrainer:
             DistributedDataParallel and/or ``torch.compile``d; else G and D themselves).
         history: one value per step of ``d_loss``, ``g_loss``, ``d_real`` (mean D(x)), ``d_fake``, ``penalty``.
         step: generator updates done. ``fixed_noise``: (64, latent_dim) noise for progress images.
+
+    A step has no host sync: statistics stay on the device, read every ``config.log_every`` steps, before
+    callbacks and checkpoints, on interruption, at the end and when ``history`` is used; a NaN/inf masks the
+    update by a device flag (``runtime.NonFiniteGuard``). Except: each optimiser's first update, and float16
+    AMP with a non-fused Adam (``GradScaler.step`` reads its inf check; Adam is fused on CUDA; bf16 needs none).
     """
 
     def __init__(self, config: TrainConfig, dataset: data_mod.Dataset | None = None,
@@ -142,16 +148,8 @@ class GANTrainer:
 
         if dataset is None:
             dataset = data_mod.load(cfg.data, image_size=cfg.image_size, fallback=cfg.fallback, split=cfg.split)
-        if not isinstance(dataset, data_mod.Dataset):
-            raise TypeError(f"dataset must be a course_lib.data.Dataset, got {type(dataset).__name__}")
+        self.shard_size, self.num_classes = check_dataset(dataset, cfg.conditional, self.local_batch, self.world_size)
         self.dataset = dataset.to(self.device)  # held on the device: batches are drawn by index
-        self.shard_size = len(dataset) // self.world_size
-        if self.local_batch > self.shard_size:
-            raise ValueError(f"batch size {self.local_batch} per process is larger than the dataset "
-                             f"({len(dataset)} samples over {self.world_size} process(es)); lower batch_size")
-        self.num_classes = dataset.num_classes if cfg.conditional else None
-        if cfg.conditional and (dataset.y is None or not dataset.num_classes):
-            raise ValueError(f"conditional=True needs a labelled dataset; {dataset.name!r} has no labels")
 
         if (G is None) != (D is None):
             raise ValueError("pass both G and D, or neither (then they are built from the config)")
@@ -162,8 +160,9 @@ class GANTrainer:
         self.G, self.D = G.to(self.device), D.to(self.device)
         for model in (self.G, self.D) if self.channels_last else ():
             model.to(memory_format=torch.channels_last)
-        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=cfg.betas)   # (1) one optimiser
-        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=cfg.betas)   # per network
+        self._fused = {"fused": True} if self.device.type == "cuda" else {}  # Adam's step count on the GPU
+        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=cfg.betas, **self._fused)  # (1) one
+        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=cfg.betas, **self._fused)  # each
         self.scaler_G = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.scaler_D = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.G_ema = None if cfg.ema_decay is None else copy.deepcopy(self.G).eval().requires_grad_(False)
@@ -171,17 +170,15 @@ class GANTrainer:
         self.D_wrapped = wrap_for_forward(self.D, self.distributed, self.compile_D, self.device)
 
         # one generator on the device for noise, labels and penalties (saved in checkpoints)
-        self.rng = torch.Generator(device=self.device)
-        self.rng.manual_seed(stream_seed("noise", cfg.seed, rank=self.rank))
+        self.rng = torch.Generator(device=self.device).manual_seed(stream_seed("noise", cfg.seed, rank=self.rank))
         fixed = torch.Generator().manual_seed(stream_seed("fixed", cfg.seed))
         self.fixed_noise = torch.randn(64, cfg.latent_dim, generator=fixed).to(self.device)
         self.fixed_labels = (torch.arange(64) % self.num_classes).to(self.device) if self.num_classes else None
 
         self.step = self.batches_drawn = self.skipped_steps = 0
-        self.history: dict[str, list[float]] = {k: [] for k in HISTORY_KEYS}
-        self.interrupted, self.last_checkpoint = False, None
-        self._perm_cache: tuple[int, torch.Tensor] | None = None
-        self._skip_counted_at = -1
+        self._history: dict[str, list[float]] = {k: [] for k in HISTORY_KEYS}
+        self.interrupted, self.last_checkpoint, self._perm_cache = False, None, None  # (epoch, permutation)
+        self.guard, self._read_at = NonFiniteGuard(cfg.nan_policy, self.device, self.distributed, self.world_size), 0
         if self.verbose and self.rank == 0:
             print(run_summary(cfg, len(self.dataset), self.world_size, self.local_batch, self.device, self.speed))
 
@@ -191,8 +188,9 @@ class GANTrainer:
         self.__dict__.update(vars(self.speed))
 
     # ------------------------------------------------------------------ one step
-    def train_step(self) -> dict[str, float]:
-        """One generator step (after ``n_critic`` discriminator steps); returns its statistics."""
+    def train_step(self) -> dict[str, torch.Tensor]:
+        """One generator step (after ``n_critic`` discriminator steps), with no host sync; returns this process's
+        statistics as 0-dim device tensors (``history`` gets them, averaged over processes, at the next read)."""
         cfg, B = self.config, self.local_batch
         for opt, lr in ((self.opt_G, cfg.lr_g), (self.opt_D, cfg.lr_d)):
             for group in opt.param_groups:
@@ -207,63 +205,59 @@ class GANTrainer:
         g = g_step(self.G_wrapped, self.D_wrapped, self.opt_G, self.loss, z, y, autocast=self._autocast,
                    update=functools.partial(self._update, "generator", self.scaler_G, self.G))
         self.step += 1
-
-        stats = torch.stack([d["d_loss"], g["g_loss"], d["d_real"], d["d_fake"], d["penalty"]]).float()
-        if self.distributed:
-            dist.all_reduce(stats)
-            stats /= self.world_size
-        values = dict(zip(HISTORY_KEYS, stats.tolist()))
-        for k, v in values.items():
-            self.history[k].append(v)
+        values = dict(zip(HISTORY_KEYS, (d["d_loss"], g["g_loss"], d["d_real"], d["d_fake"], d["penalty"])))
+        self.guard.stats.end_step(list(values.values()))
+        if self.step % cfg.log_every == 0:
+            self._read()
         return values
+
+    def _read(self) -> None:
+        """Move the steps' statistics into ``history`` (one host sync); count NaN steps ("skip"), or stop ("stop")."""
+        (rows, faults), self._read_at = self.guard.stats.read(self.step, self.config.nan_policy == "stop"), self.step
+        for k, column in zip(HISTORY_KEYS, zip(*rows)):
+            self._history[k].extend(column)
+        for step, what, value in faults:
+            if self.config.nan_policy == "stop":  # no update since was applied (a sticky mask): set step back
+                self.batches_drawn -= (self.step - step + 1) * self.config.n_critic
+                self.step, kept = step - 1, kept_checkpoint_text(self.last_checkpoint, self.out_dir)
+                self.guard.reset()
+                raise NonFiniteLossError(nonfinite_loss_message(what, step, value, self.config, self.amp_mode, kept))
+            self.skipped_steps += 1
+            if self.verbose and self.rank == 0:
+                print(skipped_message(step, what, self.skipped_steps))
+
+    @property
+    def history(self) -> dict[str, list[float]]:
+        """The statistics of every step so far (``HISTORY_KEYS`` -> list of floats); using it reads first."""
+        self._read()
+        return self._history
 
     def _penalty(self, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """The gradient penalties on D, in float32 outside autocast: WGAN-GP and (lazy) R1."""
         cfg, penalty = self.config, torch.zeros((), device=self.device)
         if cfg.gp_weight > 0:
-            penalty = penalty + cfg.gp_weight * gradient_penalty(self.D_wrapped, real.float(), fake.float(), y,
-                                                                 self.rng)
+            gp = gradient_penalty(self.D_wrapped, real.float(), fake.float(), y, self.rng)
+            penalty = penalty + cfg.gp_weight * gp
         if cfg.r1_gamma > 0 and self.step % cfg.r1_every == 0:
             # lazy R1 (Karras et al. 2020): every r1_every-th step, weighted r1_every times as much
             penalty = penalty + 0.5 * cfg.r1_gamma * cfg.r1_every * r1_penalty(self.D_wrapped, real.float(), y)
         return penalty
 
     def _update(self, what: str, scaler: torch.amp.GradScaler, model: nn.Module, opt: torch.optim.Optimizer,
-                loss: torch.Tensor) -> bool:
-        """backward, then the optimiser step unless the loss or gradient is not finite; the EMA follows G."""
+                loss: torch.Tensor) -> torch.Tensor:
+        """backward, then the optimiser step (and for G the EMA), kept only where the device flag of
+        ``_check_finite`` is true (``runtime.MaskedUpdate``: no host sync); returns the flag."""
         scaler.scale(loss).backward()
-        if not self._check_finite(what, loss, model.parameters(), scaler.is_enabled()):
-            return False
-        scaler.step(opt)
-        scaler.update()
-        if model is self.G:
-            self._update_ema()
-        return True
+        ok = self._check_finite(what, loss, model.parameters(), scaler.is_enabled())
+        self.guard.masked(what, optimizer_tensors(opt), ok, lambda: (scaler.step(opt), scaler.update()))
+        if model is self.G and self.G_ema is not None:  # warm-up: the average's horizon grows from 1/10 step
+            decay = min(self.config.ema_decay, (1 + self.step) / (10 + self.step))
+            self.guard.masked("ema", [*self.G_ema.parameters(), *self.G_ema.buffers()], ok,
+                              lambda: ema_update(self.G_ema, self.G, decay))
+        return ok
 
-    def _check_finite(self, what: str, loss: torch.Tensor, params: Iterable[torch.Tensor], scaled: bool) -> bool:
-        """True if the update may be applied; on a NaN/inf: count and skip it, or stop (``nan_policy``)."""
-        ok, value = finite_update(loss, params, scaled)
-        if ok:
-            return True
-        if self.config.nan_policy == "skip":
-            if self._skip_counted_at != self.step:  # count steps, not the D and G updates within one
-                self.skipped_steps, self._skip_counted_at = self.skipped_steps + 1, self.step
-            if self.verbose and self.rank == 0:
-                print(f"[course_lib] step {self.step + 1}: non-finite {what} loss or gradient, update skipped "
-                      f"({self.skipped_steps} skipped so far)")
-            return False
-        raise NonFiniteLossError(nonfinite_loss_message(what, self.step + 1, value, self.config, self.amp_mode,
-                                                        kept_checkpoint_text(self.last_checkpoint, self.out_dir)))
-
-    @torch.no_grad()
-    def _update_ema(self) -> None:
-        if self.G_ema is None:
-            return
-        # warm-up: the average starts as a copy and lengthens its horizon (as in many EMA implementations)
-        decay = min(self.config.ema_decay, (1 + self.step) / (10 + self.step))
-        torch._foreach_lerp_(list(self.G_ema.parameters()), list(self.G.parameters()), 1 - decay)
-        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
-            b_ema.copy_(b)
+    def _check_finite(self, what: str, loss: torch.Tensor, params: Iterable[torch.Tensor], scaled: bool):
+        return self.guard.check(loss, params, scaled)  # the device flag of this update: no host sync
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
@@ -272,9 +266,8 @@ class GANTrainer:
         """The next real batch: epoch e uses a fixed permutation of seed and e, this process's shard of it."""
         epoch, k = divmod(self.batches_drawn, self.shard_size // self.local_batch)
         if self._perm_cache is None or self._perm_cache[0] != epoch:
-            g = torch.Generator().manual_seed(stream_seed("epoch", self.config.seed, epoch=epoch))
-            perm = torch.randperm(len(self.dataset), generator=g)[self.rank::self.world_size][:self.shard_size]
-            self._perm_cache = (epoch, perm.to(self.device))
+            self._perm_cache = (epoch, epoch_permutation(len(self.dataset), self.config.seed, epoch, self.rank,
+                                                         self.world_size, self.shard_size, self.device))
         self.batches_drawn += 1
         x, y = self.dataset.get(self._perm_cache[1][k * self.local_batch:(k + 1) * self.local_batch])
         if self.channels_last:
@@ -302,16 +295,18 @@ class GANTrainer:
                 self.G.train()
                 self.D.train()
                 while self.step < target:
-                    stats = self.train_step()
+                    self.train_step()  # reads every log_every steps
                     bar.update(1)
-                    if self.step % 50 == 0 or self.step == target:
-                        bar.set_postfix(d=f"{stats['d_loss']:.3f}", g=f"{stats['g_loss']:.3f}",
-                                        Dx=f"{stats['d_real']:.2f}", DGz=f"{stats['d_fake']:.2f}", refresh=False)
-                    if self.out_dir is not None and self.step % self.config.checkpoint_every == 0:
+                    save = self.out_dir is not None and self.step % self.config.checkpoint_every == 0
+                    call = self.callbacks and (self.step % self.config.callback_every == 0 or self.step == target)
+                    if save or call or stop.requested or self.step == target:
+                        self._read()  # the same steps on every process
+                    if self._read_at == self.step:
+                        bar.set_postfix(progress_postfix(self._history), refresh=False)
+                    if save:
                         self._save_checked()
-                    if self.callbacks and (self.step % self.config.callback_every == 0 or self.step == target):
-                        for cb in self.callbacks:
-                            cb(self)
+                    for cb in self.callbacks if call else ():
+                        cb(self)
                     if stop.requested:
                         self.interrupted = True
                         break
@@ -325,6 +320,7 @@ class GANTrainer:
 
     def _save_checked(self) -> None:
         """Save ``out_dir/checkpoint.pt``, but never replace a good checkpoint with non-finite weights."""
+        self._read()  # on every process (under DDP a collective), and a stop on a NaN comes before saving
         check_weights_finite({"generator": self.G, "discriminator": self.D, "EMA generator": self.G_ema}, self.step,
                              self.config, self.amp_mode, kept_checkpoint_text(self.last_checkpoint, self.out_dir))
         self.save(self.out_dir / "checkpoint.pt")
@@ -347,6 +343,7 @@ class GANTrainer:
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
         """Everything a checkpoint holds: config, counters, weights, optimisers, scalers, rng, history, data."""
+        self._read()
         rng = {"trainer": self.rng.get_state(), "torch": torch.get_rng_state()}
         return {
             "config": self.config.to_dict(), "step": self.step, "batches_drawn": self.batches_drawn,
@@ -374,16 +371,18 @@ class GANTrainer:
             self.D.load_state_dict(state["D"])
             if self.G_ema is not None:
                 self.G_ema.load_state_dict(state["G_ema"] if state.get("G_ema") is not None else state["G"])
-            self.opt_G.load_state_dict(state["opt_G"])
-            self.opt_D.load_state_dict(state["opt_D"])
-        except (RuntimeError, KeyError, ValueError) as exc:
+            load_optimizer(self.opt_G, state["opt_G"])  # fused (CUDA) or not, as in this run
+            load_optimizer(self.opt_D, state["opt_D"])
+        except (RuntimeError, KeyError, ValueError, TypeError) as exc:
             raise CheckpointError(f"{source} does not fit the models of this config: {first_lines(exc)}") from None
         for scaler, key in ((self.scaler_G, "scaler_G"), (self.scaler_D, "scaler_D")):
             if scaler.is_enabled() and state.get(key):  # a float16 run resumed in float16
                 scaler.load_state_dict(state[key])
         self.step, self.batches_drawn = int(state["step"]), int(state.get("batches_drawn", 0))
         self.skipped_steps = int(state.get("skipped_steps", 0))
-        self.history = {k: list(state.get("history", {}).get(k, [])) for k in HISTORY_KEYS}
+        self._history = {k: list(state.get("history", {}).get(k, [])) for k in HISTORY_KEYS}
+        self._read_at = self.step
+        self.guard.reset()
         restore_rng(self.rng, state, self.rank, self.world_size, self.config.seed)
         self._perm_cache = None
 

@@ -1,4 +1,6 @@
-"""Interactive figures for the notebooks (ipywidgets 8, JupyterLab 4).
+"""Interactive figures for the notebooks (ipywidgets 8, JupyterLab 4). The widgets only draw: the maths they
+show is in ``course_lib.theory`` (D*, the JSD, the Gaussian density) and the samples come from
+``course_lib.sampling.generate``.
 
 Each function returns a widget: controls (sliders, dropdowns) above a figure that is redrawn when a control moves.
 Where no widget front end exists, nothing is lost:
@@ -18,21 +20,26 @@ from __future__ import annotations
 import base64
 import io
 import math
-import os
 from typing import Any, Callable
 
 import matplotlib.pyplot as plt
 import torch
 
+from .data import mixture1d_pdf
+from .sampling import generate
+from .theory import gaussian_pdf, jsd_by_quadrature, optimal_discriminator
+from .utils import env_flag
+
 __all__ = ["Explorer", "interactive", "divergence_explorer", "divergence_figure", "latent_interpolation",
-           "class_explorer", "jsd_by_quadrature", "optimal_discriminator"]
+           "class_explorer"]
+# optimal_discriminator and jsd_by_quadrature are importable from here too (their home before course_lib.theory)
 
 STATIC_MESSAGE = ("Interactive version: run this notebook in JupyterLab (or Jupyter Notebook 7) with ipywidgets "
                   "installed; shown here is a static figure for the default values.")
 
 
 def _widgets_available() -> bool:
-    if os.environ.get("COURSE_STATIC_WIDGETS", "").strip().lower() in {"1", "true", "yes"}:
+    if env_flag("COURSE_STATIC_WIDGETS"):
         return False
     try:
         import ipywidgets  # noqa: F401
@@ -144,42 +151,12 @@ _CONTROL_SHAPES = {"float": (5, "('float', default, min, max, step)"), "int": (4
 
 # ----------------------------------------------------------------------------- notebook 01: D* and the JSD
 
-def optimal_discriminator(p_data: torch.Tensor, p_g: torch.Tensor) -> torch.Tensor:
-    r"""$D^*(x) = p_{data}(x) / (p_{data}(x) + p_g(x))$ elementwise (densities of any shape; 1/2 where both vanish)."""
-    total = p_data + p_g
-    return torch.where(total > 0, p_data / total.clamp_min(1e-300), torch.full_like(total, 0.5))
-
-
-def jsd_by_quadrature(p: torch.Tensor, q: torch.Tensor, x: torch.Tensor) -> float:
-    r"""Jensen-Shannon divergence (natural log, in [0, log 2]) of two densities sampled on the uniform grid ``x``.
-
-    $\mathrm{JSD}(p\|q) = \tfrac12 \mathrm{KL}(p\|m) + \tfrac12 \mathrm{KL}(q\|m)$, $m = (p + q)/2$, by the
-    trapezoidal rule. ``p``, ``q``, ``x``: 1-D tensors of the same length.
-    """
-    if not (p.shape == q.shape == x.shape and x.dim() == 1):
-        raise ValueError("p, q and x must be 1-D tensors of the same length")
-    p, q, x = p.double(), q.double(), x.double()
-    m = 0.5 * (p + q)
-
-    def kl_term(a):
-        return torch.where(a > 0, a * (torch.log(a.clamp_min(1e-300)) - torch.log(m.clamp_min(1e-300))),
-                           torch.zeros_like(a))
-
-    return float(0.5 * torch.trapezoid(kl_term(p), x) + 0.5 * torch.trapezoid(kl_term(q), x))
-
-
-def _gauss(x: torch.Tensor, mean: float, std: float) -> torch.Tensor:
-    return torch.exp(-0.5 * ((x - mean) / std) ** 2) / (std * math.sqrt(2 * math.pi))
-
-
 def divergence_figure(mean: float = 0.0, std: float = 1.0, lim: float = 6.0):
     """Figure: the data mixture (``course_lib.data.mixture1d_pdf``), a Gaussian p_g = N(mean, std^2), D*(x),
     and the generator's criterion C(G) = -log 4 + 2 JSD(p_data || p_g) in the title."""
-    from .data import mixture1d_pdf
-
     x = torch.linspace(-lim, lim, 2001, dtype=torch.float64)
     p_data = mixture1d_pdf(x)
-    p_g = _gauss(x, mean, std)
+    p_g = gaussian_pdf(x, mean, std)
     d_star = optimal_discriminator(p_data, p_g)
     jsd = jsd_by_quadrature(p_data, p_g, x)
     fig, ax = plt.subplots(figsize=(7, 3.2))
@@ -215,16 +192,10 @@ def _images_figure(images: torch.Tensor, title: str, nrow: int):
     return fig
 
 
-@torch.no_grad()
-def _generate(G, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-    was = G.training
-    G.eval()
-    try:
-        device = next(G.parameters()).device
-        out = G(z.to(device)) if labels is None else G(z.to(device), labels.to(device))
-    finally:
-        G.train(was)
-    return out.float().cpu()
+def _generate(G: torch.nn.Module, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """G(z) (with ``labels`` for a conditional G) in eval mode, on G's device -> float32 on the CPU."""
+    return generate(G, len(z), z.shape[1], next(G.parameters()).device, labels=labels, noise=z,
+                    num_classes=None if labels is None else getattr(G, "num_classes", None))
 
 
 def _slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

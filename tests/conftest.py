@@ -149,8 +149,8 @@ def saved_runs(tmp_path_factory, ring):
     ring_ckpt = root / "ring" / "checkpoint.pt"
     state = ckpt_mod.load_checkpoint(ring_ckpt)
     files = SimpleNamespace(root=root, ring=ring, ring_config=make_ring_config, ring_ckpt=ring_ckpt,
-                            cond_ckpt=root / "cond" / "checkpoint.pt", state=state, newer=root / "newer.pt", truncated=root / "truncated.pt",
-                            empty=root / "empty.pt", foreign=root / "foreign.pt")
+                            cond_ckpt=root / "cond" / "checkpoint.pt", state=state, newer=root / "newer.pt",
+                            truncated=root / "truncated.pt", empty=root / "empty.pt", foreign=root / "foreign.pt")
     torch.save({**state, "version": ckpt_mod.FORMAT_VERSION + 1}, files.newer)
     files.truncated.write_bytes(ring_ckpt.read_bytes()[: ring_ckpt.stat().st_size // 2])
     files.empty.write_bytes(b"")

@@ -2,6 +2,7 @@
 import io
 
 import numpy as np
+import pytest
 import torch
 
 from course_lib import env_check
@@ -65,3 +66,17 @@ def test_report_flags_missing_required_package(monkeypatch):
     text = env_check.format_report(env)
     assert "torch         NOT INSTALLED" in text
     assert "PROBLEM" in text and "pip install" in text
+
+
+def test_quick_mode_reads_the_one_env_flag(monkeypatch):
+    from course_lib import budget
+
+    monkeypatch.delenv("COURSE_BUDGET", raising=False)
+    for word, quick in (("1", True), ("on", True), (" Yes ", True), ("0", False), ("off", False), ("", False)):
+        monkeypatch.setenv("COURSE_QUICK", word)
+        assert budget.is_quick() is quick, word
+        assert (budget.mode() == "quick") is quick
+    assert budget.pick(quick=1, cpu=2, gpu=3) in (2, 3)
+    monkeypatch.setenv("COURSE_QUICK", "quick")
+    with pytest.raises(ValueError, match=r"COURSE_QUICK='quick' is not a switch; use 1/true/yes/on"):
+        budget.is_quick()

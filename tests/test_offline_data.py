@@ -19,6 +19,14 @@ def no_system_copies(monkeypatch):
         monkeypatch.setitem(data.SYSTEM_DIRS, name, ())
 
 
+@pytest.fixture
+def online_mode(monkeypatch):
+    """Downloads allowed (no COURSE_OFFLINE) and no proxy: the test's fake socket is the whole network."""
+    monkeypatch.delenv("COURSE_OFFLINE", raising=False)
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+
+
 def _forbid_network(monkeypatch):
     def no_network(*args, **kwargs):
         raise AssertionError("the network was contacted")
@@ -44,10 +52,7 @@ def test_offline_mnist_fails_fast_with_advice_or_falls_back_to_digits(name, tmp_
     assert not any(tmp_path.iterdir())  # nothing was written
 
 
-def test_without_network_a_hanging_lookup_gives_up_within_seconds(tmp_path, monkeypatch):
-    monkeypatch.delenv("COURSE_OFFLINE", raising=False)
-    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
+def test_without_network_a_hanging_lookup_gives_up_within_seconds(tmp_path, monkeypatch, online_mode):
     release = threading.Event()
 
     def hang(*args, **kwargs):  # a black-holed network: name lookup / connect never answer
@@ -73,10 +78,8 @@ def test_without_network_a_hanging_lookup_gives_up_within_seconds(tmp_path, monk
         release.set()
 
 
-def test_without_network_a_refused_connection_or_failed_download_fails_fast(tmp_path, monkeypatch):
-    monkeypatch.delenv("COURSE_OFFLINE", raising=False)
-    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
+def test_without_network_a_refused_connection_or_failed_download_fails_fast(tmp_path, monkeypatch,
+                                                                           online_mode):
 
     def refused(*args, **kwargs):
         raise ConnectionRefusedError(111, "Connection refused")

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from course_lib import data, losses, theory, widgets
+from course_lib import data, losses, theory
 
 X = torch.linspace(-10, 10, 4001, dtype=torch.float64)
 
@@ -30,15 +30,15 @@ def test_value_function_at_optimum_equals_minus_log4_plus_2jsd():
     p_data = data.mixture1d_pdf(X)
     for mean, std in ((0.0, 1.0), (2.0, 0.5), (-1.0, 1.5)):
         p_g = theory.gaussian_pdf(X, mean, std)
-        d_star = widgets.optimal_discriminator(p_data, p_g)
+        d_star = theory.optimal_discriminator(p_data, p_g)
         v_star = theory.value_function(d_star, p_data, p_g, X)
-        jsd = widgets.jsd_by_quadrature(p_data, p_g, X)
+        jsd = theory.jsd_by_quadrature(p_data, p_g, X)
         assert math.isclose(v_star, -math.log(4) + 2 * jsd, abs_tol=1e-7)
         # D* is the maximiser: any other D scores lower
         for other in (torch.full_like(X, 0.5), (d_star * 0.9 + 0.05)):
             assert theory.value_function(other, p_data, p_g, X) < v_star
     # p_g = p_data: D* = 1/2 and V = -log 4
-    d_half = widgets.optimal_discriminator(p_data, p_data)
+    d_half = theory.optimal_discriminator(p_data, p_data)
     assert math.isclose(theory.value_function(d_half, p_data, p_data, X), -math.log(4), abs_tol=1e-7)
 
 
@@ -53,7 +53,7 @@ def test_fitted_discriminator_approaches_closed_form():
     fake = theory.sample_gaussian(20_000, 0.5, 1.5, seed=2)
     x = torch.linspace(-6, 6, 601, dtype=torch.float64)
     p_data, p_g = data.mixture1d_pdf(x), theory.gaussian_pdf(x, 0.5, 1.5)
-    d_star = widgets.optimal_discriminator(p_data, p_g)
+    d_star = theory.optimal_discriminator(p_data, p_g)
     threads = torch.get_num_threads()
     D = theory.fit_discriminator_1d(real, fake, steps=600, seed=0)
     assert torch.get_num_threads() == threads, "the caller's thread count must be restored"
@@ -85,3 +85,32 @@ def test_logit_gradient_matches_the_closed_forms():
     assert torch.allclose(grad, -torch.ones_like(d))
     with pytest.raises(ValueError, match="strictly between"):
         theory.logit_gradient(losses.g_loss_hinge, torch.tensor([0.0, 0.5]))
+
+
+def test_jsd_and_optimal_discriminator_limits():
+    p, q = theory.gaussian_pdf(X, -5, 1), theory.gaussian_pdf(X, 5, 1)
+    assert theory.jsd_by_quadrature(p, p, X) == pytest.approx(0.0, abs=1e-9)
+    assert theory.jsd_by_quadrature(p, q, X) == pytest.approx(math.log(2), abs=1e-3)
+    d = theory.optimal_discriminator(p, p)
+    assert torch.allclose(d, torch.full_like(d, 0.5))
+    assert theory.optimal_discriminator(torch.zeros(3), torch.zeros(3)).tolist() == [0.5, 0.5, 0.5]
+    d = theory.optimal_discriminator(p, q)
+    assert float(d[X.argmin()]) > 0.999 and float(d[X.argmax()]) < 0.001  # D* -> 1 where only data lives
+    with pytest.raises(ValueError, match="same length"):
+        theory.jsd_by_quadrature(torch.ones(11), torch.ones(10), torch.linspace(-1, 1, 11))
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: theory.sample_gaussian(2.5), "n"), (lambda: theory.sample_mixture1d(True), "n"),
+    (lambda: theory.fit_discriminator_1d(torch.zeros(4, 1), torch.zeros(4, 1), steps=0), "steps"),
+    (lambda: theory.fit_discriminator_1d(torch.zeros(4, 1), torch.zeros(4, 1), batch_size=-1), "batch_size"),
+])
+def test_counts_must_be_positive_integers(call, name):
+    with pytest.raises(ValueError, match=rf"^{name} must be a positive integer, got "):
+        call()
+
+
+def test_fit_restores_the_thread_count():
+    before = torch.get_num_threads()
+    theory.fit_discriminator_1d(torch.zeros(8, 1), torch.ones(8, 1), steps=2, batch_size=4)
+    assert torch.get_num_threads() == before

@@ -158,17 +158,38 @@ def test_bad_arguments_raise(generator, conditional_generator):
         widgets.class_explorer(generator, latent_dim=8, num_classes=1)
     with pytest.raises(ValueError, match="class_names has 2 names for 3 classes"):
         widgets.class_explorer(conditional_generator, latent_dim=8, num_classes=3, class_names=["a", "b"])
-    x = torch.linspace(-1, 1, 11)
-    with pytest.raises(ValueError, match="same length"):
-        widgets.jsd_by_quadrature(torch.ones(11), torch.ones(10), x)
 
 
-def test_jsd_and_optimal_discriminator_limits():
-    x = torch.linspace(-10, 10, 4001, dtype=torch.float64)
-    p = torch.exp(-0.5 * (x + 5) ** 2) / (2 * torch.pi) ** 0.5
-    q = torch.exp(-0.5 * (x - 5) ** 2) / (2 * torch.pi) ** 0.5
-    assert widgets.jsd_by_quadrature(p, p, x) == pytest.approx(0.0, abs=1e-9)
-    assert widgets.jsd_by_quadrature(p, q, x) == pytest.approx(torch.log(torch.tensor(2.0)).item(), abs=1e-3)
-    d = widgets.optimal_discriminator(p, p)
-    assert torch.allclose(d, torch.full_like(d, 0.5))
-    assert widgets.optimal_discriminator(torch.zeros(3), torch.zeros(3)).tolist() == [0.5, 0.5, 0.5]
+def test_the_widgets_draw_the_maths_of_theory():
+    """D* and the JSD have one home, course_lib.theory; the old names in widgets are the same functions."""
+    from course_lib import theory
+
+    assert widgets.optimal_discriminator is theory.optimal_discriminator
+    assert widgets.jsd_by_quadrature is theory.jsd_by_quadrature
+    fig = widgets.divergence_figure(mean=1.0, std=0.5)
+    x = torch.linspace(-6, 6, 2001, dtype=torch.float64)
+    jsd = theory.jsd_by_quadrature(widgets.mixture1d_pdf(x), theory.gaussian_pdf(x, 1.0, 0.5), x)
+    assert f"JSD = {jsd:.3f} nats" in fig.axes[0].get_title()
+    plt.close(fig)
+
+
+def test_static_widgets_switch_reads_the_one_env_flag(monkeypatch):
+    monkeypatch.setenv("COURSE_STATIC_WIDGETS", "on")
+    assert widgets.divergence_explorer().widget is None
+    monkeypatch.setenv("COURSE_STATIC_WIDGETS", "off")
+    assert widgets.divergence_explorer().widget is not None
+    monkeypatch.setenv("COURSE_STATIC_WIDGETS", "maybe")
+    with pytest.raises(ValueError, match=r"COURSE_STATIC_WIDGETS='maybe' is not a switch"):
+        widgets.divergence_explorer()
+
+
+def test_samples_come_from_sampling_generate_and_keep_the_mode(conditional_generator):
+    from course_lib.sampling import generate
+
+    z = torch.randn(4, 8, generator=torch.Generator().manual_seed(1))
+    labels = torch.tensor([0, 1, 2, 1])
+    conditional_generator.train()
+    got = widgets._generate(conditional_generator, z, labels)
+    assert conditional_generator.training  # mode restored
+    want = generate(conditional_generator, 4, 8, torch.device("cpu"), labels=labels, noise=z, num_classes=3)
+    assert got.shape == (4, 1, 8, 8) and got.dtype == torch.float32 and torch.equal(got, want)

@@ -15,6 +15,7 @@ Usage:
     python tools/make_student_notebooks.py            # (re)write notebooks/ from solutions/
     python tools/make_student_notebooks.py --check    # exit 1 if notebooks/ is out of date (CI)
     python tools/make_student_notebooks.py --strip    # also strip outputs from solutions/ in place
+    python tools/make_student_notebooks.py 01_gan_theory.ipynb   # only the notebooks named (file names)
 """
 from __future__ import annotations
 
@@ -124,19 +125,27 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--check", action="store_true", help="only check that notebooks/ is up to date")
     p.add_argument("--strip", action="store_true", help="also strip outputs from solutions/ in place")
+    p.add_argument("names", nargs="*", help="only these notebooks (file names in solutions/); default: all")
     args = p.parse_args(argv)
     notebooks = ROOT / "notebooks"
+    unknown = [n for n in args.names if not (ROOT / "solutions" / n).is_file()]
+    if unknown:
+        p.error(f"no solution notebook {', '.join(unknown)} in solutions/; pass file names such as "
+                f"01_gan_theory.ipynb")
+    chosen = set(args.names)
     if args.strip:
         for path in sorted((ROOT / "solutions").glob("*.ipynb")):
+            if chosen and path.name not in chosen:
+                continue
             nb = json.loads(path.read_text(encoding="utf-8"))
             text = dumps(strip_notebook(nb))
             if path.read_text(encoding="utf-8") != text:
                 path.write_text(text, encoding="utf-8")
                 print(f"stripped {path.relative_to(ROOT)}")
-    expected = expected_outputs()
+    expected = {n: text for n, text in expected_outputs().items() if not chosen or n in chosen}
     stale = [n for n, text in expected.items()
              if not (notebooks / n).is_file() or (notebooks / n).read_text(encoding="utf-8") != text]
-    extra = sorted(p.name for p in notebooks.glob("*.ipynb") if p.name not in expected)
+    extra = [] if chosen else sorted(p.name for p in notebooks.glob("*.ipynb") if p.name not in expected)
     if args.check:
         for n in stale:
             print(f"notebooks/{n} is out of date with solutions/{n}")

@@ -25,6 +25,7 @@ Exit status: 0 when every notebook ran and met its targets, 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -74,8 +75,7 @@ TIME_LIMITS: dict[str, tuple[float | None, str]] = {
     "06_evaluating_gans": (5 * 60 + STARTUP_ALLOWANCE_S, "a few minutes of training on a CPU (5 allowed)"),
     "07_stabilising_training": (20 * 60 + STARTUP_ALLOWANCE_S, "about 20 minutes on a 2-core laptop CPU"),
     "08_conditional_gans": (3 * 60 + STARTUP_ALLOWANCE_S, "2-3 minutes of training on a laptop CPU"),
-    "09_applications_and_responsibility": (5 * 60 + STARTUP_ALLOWANCE_S,
-                                           "a few minutes on a laptop CPU (5 allowed)"),
+    "09_applications_and_responsibility": (8 * 60 + STARTUP_ALLOWANCE_S, "up to 8 minutes of training on a laptop CPU"),
 }
 
 # Results the prose discusses. Conditional prose ("if X, it means Y") still expects X on the notebook's seed:
@@ -86,8 +86,8 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("00_welcome", "the budget example trains 3,000 steps with the cpu budget",
           r"would train for (\d+) steps", (3000, 3000)),
     Claim("00_welcome", "digits: 1,797 images of (1, 16, 16)", r"^(\d+) \(1, 16, 16\) -1\.0 1\.0", (1797, 1797)),
-    Claim("07_stabilising_training", "the baseline covers few or no modes", r"^baseline \(non-saturating\)\s+([\d.]+)/8",
-          (0, 3)),
+    Claim("07_stabilising_training", "the baseline covers few or no modes",
+          r"^baseline \(non-saturating\)\s+([\d.]+)/8", (0, 3)),
     Claim("07_stabilising_training", "spectral norm covers all 8 modes", r"^spectral norm\s+([\d.]+)/8", (8, 8)),
     Claim("07_stabilising_training", "R1 covers all 8 modes", r"^R1 penalty, gamma 1\s+([\d.]+)/8", (8, 8)),
     Claim("07_stabilising_training", "WGAN-GP covers all 8 modes", r"^WGAN-GP\s+([\d.]+)/8", (8, 8)),
@@ -96,8 +96,10 @@ CLAIMS: tuple[Claim, ...] = (
           r"^course recipe\s+\S+\s+HQ\s+([\d.]+)%", (95, 100)),
     Claim("09_applications_and_responsibility", "the real-vs-real control's interval contains 50 %",
           r"^control, real vs real: .* chance 50% is (\w+) the interval", "inside"),
-    Claim("09_applications_and_responsibility", "the detector separates generated from real (interval above 50 %)",
-          r"^real vs generated: .* chance 50% is (\w+) the interval", "outside"),
+    Claim("09_applications_and_responsibility", "the GAN on skewed data passes the skew on (digits 5-9 far below 49 %)",
+          r"^GAN on skewed data\s+([\d.]+)%", (0, 35)),
+    Claim("09_applications_and_responsibility", "made to order: the classifier reads the requested digit (>= 90 %)",
+          r"^orders fulfilled: ([\d.]+)%", (90, 100)),
 )
 
 
@@ -144,11 +146,7 @@ class PeakMemory:
     """Samples the RSS of a process tree in a background thread; ``peak`` is the largest sum seen, in bytes."""
 
     def __init__(self, pid: int, interval: float = 0.2):
-        try:
-            import psutil  # noqa: F401
-            self._rss = _tree_rss_psutil
-        except ImportError:
-            self._rss = _tree_rss_proc
+        self._rss = _tree_rss_psutil if importlib.util.find_spec("psutil") else _tree_rss_proc
         self.pid, self.interval, self.peak = pid, interval, 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -198,15 +196,21 @@ class Result:
                 and all(c["holds"] for c in self.claims))
 
 
+def _text(value) -> str:
+    return "".join(value) if isinstance(value, list) else (value or "")
+
+
 def _cell_text(cell) -> str:
+    """The printed text of a code cell: streams, plain-text results (not figures' reprs) and errors."""
     parts = []
     for out in cell.get("outputs", []):
-        if out.get("output_type") == "stream":
-            parts.append(out.get("text", ""))
-        elif out.get("output_type") in ("execute_result", "display_data"):
-            parts.append(out.get("data", {}).get("text/plain", "") if "image/png" not in out.get("data", {}) else "")
-        elif out.get("output_type") == "error":
-            parts.append(f"{out.get('ename')}: {out.get('evalue')}")
+        kind, data = out.get("output_type"), out.get("data", {})
+        if kind == "stream":
+            parts.append(_text(out.get("text")))
+        elif kind in ("execute_result", "display_data") and "image/png" not in data:
+            parts.append(_text(data.get("text/plain")))
+        elif kind == "error":
+            parts.append(f"{out.get('ename')}: {out.get('evalue')}\n")
     return "".join(parts)
 
 
@@ -280,7 +284,8 @@ def report(results: list[Result], header: str) -> str:
         limit, words = TIME_LIMITS.get(r.notebook, (None, "not in TIME_LIMITS"))
         est = f"{words} ({limit / 60:.1f} min)" if limit else words
         held = sum(c["holds"] for c in r.claims)
-        claims = f"{held}/{len(r.claims)}" if r.claims else "none registered"
+        claims = (f"{held}/{len(r.claims)}" if held == len(r.claims) else f"**{held}/{len(r.claims)}**") \
+            if r.claims else "none registered"
         slow = ", ".join(f"{i}: {s:.1f}" for i, s in r.slowest)
         wall = f"{r.seconds / 60:.1f} min" if r.seconds >= 90 else f"{r.seconds:.0f} s"
         if r.error:

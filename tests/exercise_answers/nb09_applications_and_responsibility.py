@@ -13,7 +13,8 @@ EXERCISES = {
             {"why": "no shuffle: real images first, generated after",
              "answer": _SPLIT_HEAD + "return {'train_x': torch.cat([r[h:], f[h:]]),\n"
                        "        'train_y': torch.cat([torch.zeros(n - h), torch.ones(n - h)]),\n"
-                       "        'test_x': torch.cat([r[:h], f[:h]]), 'test_y': torch.cat([torch.zeros(h), torch.ones(h)])}",
+                       "        'test_x': torch.cat([r[:h], f[:h]]),\n"
+                       "        'test_y': torch.cat([torch.zeros(h), torch.ones(h)])}",
              "hint": ("shuffle each part", "blocks")},
             {"why": "labels swapped: 1 for real",
              "answer": _SPLIT_HEAD + "out = {}\nfor part, sl in (('train', slice(h, n)), ('test', slice(0, h))):\n"
@@ -23,7 +24,8 @@ EXERCISES = {
                        "    out[part + '_x'], out[part + '_y'] = x[o], y[o]\nreturn out",
              "hint": ("labels do not match", "1 must mean generated")},
             {"why": "test images drawn with a second permutation: some are also in the training part",
-             "answer": _SPLIT_HEAD + "out = {}\nfor part, keep in (('train', lambda t: t[h:]), ('test', lambda t: t[:h])):\n"
+             "answer": _SPLIT_HEAD + "out = {}\n"
+                       "for part, keep in (('train', lambda t: t[h:]), ('test', lambda t: t[:h])):\n"
                        "    rr = keep(r[torch.randperm(n, generator=g)])\n"
                        "    ff = keep(f[torch.randperm(n, generator=g)])\n"
                        "    x = torch.cat([rr, ff])\n"
@@ -40,7 +42,8 @@ EXERCISES = {
                        "    out[part + '_x'], out[part + '_y'] = x[o], y[o]\nreturn out",
              "hint": ("expect 40 test",)},
             {"why": "only the training part shuffled",
-             "answer": _SPLIT_HEAD + "tx, ty = torch.cat([r[h:], f[h:]]), torch.cat([torch.zeros(n - h), torch.ones(n - h)])\n"
+             "answer": _SPLIT_HEAD + "tx = torch.cat([r[h:], f[h:]])\n"
+                       "ty = torch.cat([torch.zeros(n - h), torch.ones(n - h)])\n"
                        "o = torch.randperm(len(tx), generator=g)\n"
                        "return {'train_x': tx[o], 'train_y': ty[o], 'test_x': torch.cat([r[:h], f[:h]]),\n"
                        "        'test_y': torch.cat([torch.zeros(h), torch.ones(h)])}",
