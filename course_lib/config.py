@@ -142,6 +142,8 @@ class TrainConfig:
     learning rates to zero over ``steps`` (see ``lr_factor``). ``r1_gamma``: weight of the R1 penalty
     (gamma/2) E||grad_x D(x)||^2 on real data; with ``r1_every`` = k > 1 it is computed on every k-th
     generator step only and weighted k times as much (lazy regularisation, Karras et al. 2020).
+    ``log_every``: the statistics stay on the device and are read (one host synchronisation) every that many
+    steps, and before callbacks and checkpoints (see ``GANTrainer``).
     """
 
     data: str = option("ring8", "dataset", _choice("dataset", "names"), choices=data_mod.DATASETS, model=True)

@@ -168,8 +168,10 @@ def test_the_tool_refuses_a_missing_notebook(tmp_path, capsys):
     assert "no such notebook" in capsys.readouterr().err
 
 
-def test_notebook_05_carries_the_current_cell():
-    for folder in ("solutions", "notebooks"):
-        nb = json.loads((ROOT / folder / "05_gpu_training.ipynb").read_text(encoding="utf-8"))
+def test_every_notebook_carries_the_current_cell():
+    paths = sorted((ROOT / "solutions").glob("*.ipynb")) + sorted((ROOT / "notebooks").glob("*.ipynb"))
+    assert len(paths) == 20
+    for path in paths:
+        nb = json.loads(path.read_text(encoding="utf-8"))
         code = [c for c in nb["cells"] if c["cell_type"] == "code"]
-        assert "".join(code[0]["source"]) == colab.FIRST_CELL, f"{folder}/05: run tools/add_colab_cell.py"
+        assert "".join(code[0]["source"]) == colab.FIRST_CELL, f"{path}: run tools/add_colab_cell.py --all"

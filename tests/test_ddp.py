@@ -51,7 +51,8 @@ def test_two_process_run_writes_one_set_of_files_that_resume_in_one_process(tmp_
     assert f"effective lr G {recipe['lr_g']:g} D {recipe['lr_d']:g}" in text
     assert text.count("[course_lib] ring8") == 1 and text.count("wrote ") == 1
     # only rank 0 writes, and only the run's folder
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "config.json", "metrics.json", "samples.png"]
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "checkpoint.pt", "config.json", "metrics.json",
+                                                     "samples.png"]  # .lock: the run-folder lock (rundir)
     assert [p.name for p in tmp_path.iterdir()] == ["ddp"]
     state = load_checkpoint(out / "checkpoint.pt")
     assert state["world_size"] == 2 and state["step"] == 30

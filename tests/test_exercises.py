@@ -5,7 +5,7 @@ For each exercise of a covered notebook, this file takes the notebook's own cell
 * the **answer cells**: the code cells holding ``# BEGIN SOLUTION`` ... ``# END SOLUTION`` blocks between the
   previous check cell and this exercise's check cell; each block is replaced by a candidate answer;
 * the **check cell**: the code cell tagged ``exercise-check`` that closes the exercise;
-* a **set-up**: the notebook's first code cell (imports, seeding), plus the notebook cells named in the answer
+* a **set-up**: the notebook's first code cell after the Colab cell (imports, seeding), plus the notebook cells named in the answer
   file (found by a piece of their text, so that they follow the notebook when cells move), plus extra code.
 
 Each candidate runs in a fresh namespace. A **wrong** answer must make the check cell raise ``AssertionError``
@@ -32,6 +32,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 import make_student_notebooks as msn  # noqa: E402
+from course_lib import colab  # noqa: E402
 
 COVERED = ("00_welcome", "01_gan_theory", "07_stabilising_training", "09_applications_and_responsibility")
 NOT_YET_COVERED = ("02_deriving_the_losses", "03_first_gan_2d", "04_dcgan_and_the_article",
@@ -115,7 +116,8 @@ def run_candidate(ex: Exercise, spec: dict, answer: str | list[str] | None) -> t
     import matplotlib.pyplot as plt
 
     ns: dict = {"__name__": "__exercise__"}
-    first_code = next(i for i, c in enumerate(ex.cells) if c["cell_type"] == "code")
+    first_code = next(i for i, c in enumerate(ex.cells) if c["cell_type"] == "code"   # the imports (after the
+                      and msn._source(c) != colab.FIRST_CELL)                          # Colab set-up cell)
     setup = [first_code] + [i for i, c in enumerate(ex.cells[:ex.check_cell]) if c["cell_type"] == "code"
                             and i != first_code and any(key in msn._source(c) for key in spec.get("cells", ()))]
     try:

@@ -214,7 +214,7 @@ def test_torch_compile_on_cpu_trains_a_tiny_mlp(tmp_path):
     small = dict(steps=3, batch_size=64, g_width=16, d_width=16, depth=2, r1_gamma=0.0)  # no double backward
     tr = GANTrainer(TrainConfig.for_data("ring8", compile=True, **small), verbose=False)
     assert tr.compile_G and tr.compile_D
-    assert tr._G is not tr.G and hasattr(tr._G, "_orig_mod")  # the forward passes go through compiled modules
+    assert tr.G_wrapped is not tr.G and hasattr(tr.G_wrapped, "_orig_mod")  # the forward passes go through compiled modules
     tr.fit(progress=False)
     ref = GANTrainer(TrainConfig.for_data("ring8", **small), verbose=False)
     ref.fit(progress=False)
