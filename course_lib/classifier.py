@@ -21,8 +21,6 @@ The trained weights are cached in memory per process and on disk under ``data_di
 """
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import data as data_mod
+from .utils import atomic_write, one_thread, preserved_torch_rng
 
 __all__ = ["Classifier", "get_classifier", "train_classifier", "floor_pool", "FEATURE_DIM", "FLOOR_POOL"]
 
@@ -147,22 +146,15 @@ def train_classifier(data: str = "digits", image_size: int = 16, seed: int = 0, 
     train = data_mod.load(data, image_size=image_size, split="train")
     test = data_mod.load(data, image_size=image_size, split="test")
     epochs, cap = _BUDGET.get(data, (3, 12_000))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small convolutions: one thread is faster than several (thread overhead)
-    try:
+    with one_thread():  # small convolutions: one thread is faster than several (thread overhead)
         return _train(data, image_size, seed, verbose, t0, epochs, cap, train, test)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _train(data, image_size, seed, verbose, t0, epochs, cap, train, test) -> Classifier:
     g = torch.Generator().manual_seed(seed)
-    torch_state = torch.get_rng_state()
-    torch.manual_seed(seed)
-    try:
+    with preserved_torch_rng():  # seeded initialisation without changing what the caller draws next
+        torch.manual_seed(seed)
         model = Classifier(train.sample_shape[0], image_size, train.num_classes or 10)
-    finally:
-        torch.set_rng_state(torch_state)
     idx_all = floor_pool(data, len(train))[0]
     if cap is not None and len(train) > cap:
         idx_all = idx_all[torch.randperm(len(idx_all), generator=g)[:cap]]
@@ -217,14 +209,7 @@ def _save_cached(model: Classifier, path: Path) -> None:
              "num_classes": model.num_classes, "accuracy": model.accuracy, "weights": model.state_dict()}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(state, f)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, lambda f: torch.save(state, f), fsync=False)
     except OSError:
         pass
 

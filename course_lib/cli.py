@@ -319,18 +319,26 @@ COMMANDS = {"train": cmd_train, "sample": cmd_sample, "evaluate": cmd_evaluate}
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .checkpoint import CheckpointError
-    from .data import DatasetUnavailableError
-    from .device import DeviceError
-    from .runtime import NonFiniteLossError
-
-    args = build_parser().parse_args(argv)
+    """Run one command; errors a user can fix print one line and exit 2, Ctrl-C (also while torch is still
+    being imported) prints one line and exits 130."""
     try:
-        return COMMANDS[args.command](args)
-    except (CheckpointError, DatasetUnavailableError, DeviceError, NonFiniteLossError, ValueError,
-            TypeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        from .checkpoint import CheckpointError
+        from .data import DatasetUnavailableError
+        from .device import DeviceError
+        from .runtime import NonFiniteLossError
+
+        args = build_parser().parse_args(argv)
+        try:
+            return COMMANDS[args.command](args)
+        except (CheckpointError, DatasetUnavailableError, DeviceError, NonFiniteLossError, ValueError,
+                TypeError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     except KeyboardInterrupt:  # outside the training loop (which stops cleanly by itself)
+        global CTRL_C
+        CTRL_C = True
         print("error: interrupted", file=sys.stderr)
         return 130
+
+
+CTRL_C = False  # set when main() ended on a Ctrl-C (``python -m course_lib`` then exits at once with 130)

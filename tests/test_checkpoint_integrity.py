@@ -364,4 +364,10 @@ def test_kill_9_at_random_points_of_a_checkpoint_every_step_run_always_leaves_a_
         assert state_checksum(state) == state["checksum"]["digest"]
         assert state["step"] >= before >= 1
         steps_seen.append(state["step"])
+        # and the run resumes from it (into its own folder, whose lock the kernel dropped with the process)
+        from course_lib.cli import main
+
+        assert main(["train", "--resume", str(out / "checkpoint.pt"), "--out", str(out), "--steps",
+                     str(state["step"] + 2), "--quiet"]) == 0
+        assert load_checkpoint(out / "checkpoint.pt")["step"] == state["step"] + 2
     assert len(set(steps_seen)) > 1, steps_seen  # the kills landed at different points of the run

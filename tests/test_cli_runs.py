@@ -118,3 +118,17 @@ def test_evaluate_points_prints_the_floor(ring_run, tmp_path, capsys):
     result = json.loads(out.read_text())
     assert result["n"] == 2500 and result["modes_real"] == 8 and result["high_quality_real"] > 0.95
     assert "high_quality" in capsys.readouterr().out
+
+
+def test_ctrl_c_while_starting_exits_130_with_one_line():
+    import signal
+
+    env = dict(os.environ, COURSE_OFFLINE="1", OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "course_lib", "train", "--data", "ring8", "--out",
+                             "/nonexistent-never-written", "--quiet"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)  # importing course_lib, the command line and torch takes longer than this
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip().startswith("error: interrupted") and len(err.strip().splitlines()) == 1

@@ -85,3 +85,12 @@ def test_cli_exits_2_with_the_message_on_a_nan_loss(tmp_path, capsys):
     assert rc == 2
     err = capsys.readouterr().err
     assert re.search(r"^error: training stopped at step \d+: .*not finite.*learning rate.*AMP", err, re.S)
+
+
+def test_a_nan_before_the_first_checkpoint_says_none_was_written_yet(ring, ring_config, tmp_path):
+    trainer = poisoned_trainer(ring, ring_config(checkpoint_every=100), {2}, tmp_path)
+    with pytest.raises(NonFiniteLossError) as err:
+        trainer.fit()
+    msg = str(err.value)
+    assert "no checkpoint has been written yet" in msg and str(tmp_path) in msg and "pass out_dir" not in msg
+    assert not (tmp_path / "checkpoint.pt").exists()
