@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
 
 from course_lib import speed
 from course_lib.checkpoint import load_checkpoint
@@ -22,19 +21,7 @@ from course_lib.train import GANTrainer, NonFiniteLossError, TrainConfig
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 ROOT = Path(__file__).resolve().parents[1]
 
-
-class PoisonedD(nn.Module):
-    """A discriminator whose output becomes NaN during the given (1-based) steps."""
-
-    def __init__(self, inner: nn.Module, bad_steps: set[int]):
-        super().__init__()
-        self.inner, self.bad_steps, self.trainer = inner, set(bad_steps), None
-
-    def forward(self, x, y=None):
-        out = self.inner(x)
-        if self.trainer is not None and self.trainer.step + 1 in self.bad_steps:
-            out = out * float("nan")
-        return out
+from test_nonfinite import PoisonedD  # noqa: E402  (tests/ is on sys.path: the one poisoned discriminator)
 
 
 def _ring_trainer(ring, cfg, bad_steps=(), **kw) -> GANTrainer:
