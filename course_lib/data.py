@@ -145,6 +145,23 @@ class Dataset:
         return Dataset(self.name, self.x[idx], None if self.y is None else self.y[idx], self.kind,
                        self.num_classes, self.centres, self.std, self.note, dict(self.meta, split=part))
 
+    def subset(self, n: int, seed: int = 0) -> "Dataset":
+        """``n`` samples drawn without replacement from a fixed permutation (seeded by ``seed``), as a new
+        ``Dataset`` with the same classes and metadata (``meta["subset"] = n``). For quick runs and tests: a
+        notebook in quick mode trains on ``data.load("fashion-mnist", split="train").subset(2000)``. Labelled
+        data keep every class in about its share (a random draw, not a stratified one).
+
+        Raises:
+            ValueError: ``n`` is not a positive integer, or larger than the dataset.
+        """
+        check_int("n", n)
+        if n > len(self):
+            raise ValueError(f"dataset {self.name!r} has {len(self):,} samples, fewer than the subset of {n:,} "
+                             f"asked for; ask for at most {len(self):,}")
+        idx = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n].to(self.x.device)
+        return Dataset(self.name, self.x[idx], None if self.y is None else self.y[idx], self.kind,
+                       self.num_classes, self.centres, self.std, self.note, dict(self.meta, subset=n))
+
 
 # ----------------------------------------------------------------------------- mixtures
 

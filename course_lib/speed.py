@@ -795,9 +795,13 @@ def saved_tensor_bytes(fn: Callable[[], Any], exclude: Sequence[nn.Module] = ())
     (an activation saved by two operations, e.g. a ReLU's output kept by the ReLU and by the next layer, is one
     block of memory). Parameters are not activations: tensors sharing storage with a ``nn.Parameter`` or with the
     parameters and buffers of the ``exclude`` modules (a transposed weight saved by a linear layer) are left out.
-    The activation memory of a training step, on any device."""
+    Every tensor saved during ``fn()`` counts, also those freed before it returns (the discriminator's, once its
+    backward pass ran): an upper bound of the activation memory of a training step, on any device, and the same
+    number on every run."""
     skip = {t.untyped_storage().data_ptr() for m in exclude for t in (*m.parameters(), *m.buffers())}
-    seen: set[tuple[int, str]] = set()
+    # The storages are held until fn() returns, so a freed block cannot be reused at the same address by a later
+    # tensor and then be mistaken for one already counted (which made the count depend on the allocator).
+    seen: dict[tuple[int, str], torch.UntypedStorage] = {}
     total = 0
 
     def pack(t: torch.Tensor) -> torch.Tensor:
@@ -807,7 +811,7 @@ def saved_tensor_bytes(fn: Callable[[], Any], exclude: Sequence[nn.Module] = ())
         storage = t.untyped_storage()
         key = (storage.data_ptr(), str(t.device))
         if key not in seen and storage.data_ptr() not in skip and storage.data_ptr() != 0:
-            seen.add(key)
+            seen[key] = storage
             total += storage.nbytes()
         return t
 

@@ -252,3 +252,20 @@ def test_offline_uses_the_one_switch(monkeypatch):
     monkeypatch.setenv("COURSE_OFFLINE", "maybe")
     with pytest.raises(ValueError, match="COURSE_OFFLINE"):
         data.offline()
+
+
+def test_subset_is_a_fixed_draw_without_replacement_that_keeps_classes_and_refuses_too_many():
+    full = data.load("digits", split="train")
+    a, b = full.subset(300), full.subset(300)
+    assert len(a) == 300 and torch.equal(a.x, b.x) and torch.equal(a.y, b.y)      # the same draw every time
+    assert not torch.equal(full.subset(300, seed=1).y, a.y)                      # another seed, another draw
+    # without replacement, and each sample is one of the full set's: number the samples and look at the numbers
+    numbered = data.Dataset("numbered", torch.arange(1000.0)[:, None])
+    picked = numbered.subset(300).x[:, 0].long()
+    assert len(set(picked.tolist())) == 300 and int(picked.min()) >= 0 and int(picked.max()) < 1000
+    assert a.num_classes == 10 and set(a.y.tolist()) == set(range(10)) and a.meta["subset"] == 300
+    assert a.sample_shape == full.sample_shape
+    with pytest.raises(ValueError, match="fewer than the subset"):
+        full.subset(len(full) + 1)
+    with pytest.raises(ValueError, match="positive integer"):
+        full.subset(0)

@@ -513,6 +513,8 @@ def test_memory_sweep_grows_with_the_batch_and_stops_at_the_cap():
     free = speed.memory_sweep(_tiny_config_b, [8, 16, 32], ds, steps=1, warmup=0)
     mem = [r["memory_bytes"] for r in free["rows"]]
     assert free["largest_fit"] == 32 and mem == sorted(mem) and mem[0] < mem[-1]
+    again = speed.memory_sweep(_tiny_config_b, [8, 16, 32], ds, steps=1, warmup=0)
+    assert [r["memory_bytes"] for r in again["rows"]] == mem       # a measurement, not the allocator's mood
     cap = (mem[0] + mem[1]) // 2
     capped = speed.memory_sweep(_tiny_config_b, [32, 8, 16, 64], ds, steps=1, warmup=0, memory_cap_bytes=cap)
     assert [r["batch_size"] for r in capped["rows"]] == [8, 16]          # sorted, stopped at the first failure
