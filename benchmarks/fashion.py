@@ -227,20 +227,10 @@ def _pm(mean: float, sd: float, digits: int = 2) -> str:
     return f"{mean:.{digits}f} ± {sd:.{digits}f}"
 
 
-def markdown(result: dict) -> str:
-    m = result["machine"]
-    lines = ["# Fashion-MNIST: the course recipe against a plain DCGAN", "",
-             f"Recorded by `python benchmarks/fashion.py` (each row's date and arguments are in "
-             f"`results-fashion.json`) on {m['cpu']} ({m['cores']} cores; {', '.join(m['isa']) or 'no AVX'}), "
-             f"torch {m['torch']}, Python {m['python']}. Each row ran in its own process, one after the other, with "
-             "the threads given; the machine was shared with other work, so the 1-minute load average before/after "
-             "each row is given: a loaded machine trains fewer steps per second.", "",
-             f"Target: {TARGETS['fashion-mnist']}.", "",
-             "Judge (the same for every row): 5,000 samples, the course's Fashion-MNIST classifier (trained on the "
-             "training split only; held-out accuracy below), the 10,000 test images as reference. Floor: 5 sets of "
-             "5,000 real training images the classifier never saw (mean ± sd). Blurred-real bar: the same kind of "
-             "sets blurred by a 3x3 box filter (mean ± sd); `blurred test` is the test split blurred, against itself.",
-             "", "| data | recipe | seed | threads | steps | train s | load | FD | FD floor | blurred bar | FD / bar | "
+def summary_lines(result: dict) -> list[str]:
+    """The table of rows and the ratios against the targets (markdown lines); ``recipes.py`` puts them in
+    RESULTS-recipes.md too."""
+    lines = ["| data | recipe | seed | threads | steps | train s | load | FD | FD floor | blurred bar | FD / bar | "
              "KID | KID floor | min class share | peak RSS train MB |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["runs"]:
@@ -269,6 +259,24 @@ def markdown(result: dict) -> str:
                          f"({_pm(r['frechet_distance_real'], r['frechet_distance_real_sd'])}, n = {r['n_eval']}) and "
                          f"{r['fd_over_bar']:.2f} x the blurred-real bar; {r['steps']} steps in "
                          f"{r['train_seconds']:.0f} s.")
+    return lines
+
+
+def markdown(result: dict) -> str:
+    m = result["machine"]
+    lines = ["# Fashion-MNIST: the course recipe against a plain DCGAN", "",
+             f"Recorded by `python benchmarks/fashion.py` (each row's date and arguments are in "
+             f"`results-fashion.json`) on {m['cpu']} ({m['cores']} cores; {', '.join(m['isa']) or 'no AVX'}), "
+             f"torch {m['torch']}, Python {m['python']}. Each row ran in its own process, one after the other, with "
+             "the threads given; the machine was shared with other work, so the 1-minute load average before/after "
+             "each row is given: a loaded machine trains fewer steps per second.", "",
+             f"Target: {TARGETS['fashion-mnist']}.", "",
+             "Judge (the same for every row): 5,000 samples, the course's Fashion-MNIST classifier (trained on the "
+             "training split only; held-out accuracy below), the 10,000 test images as reference. Floor: 5 sets of "
+             "5,000 real training images the classifier never saw (mean ± sd). Blurred-real bar: the same kind of "
+             "sets blurred by a 3x3 box filter (mean ± sd); `blurred test` is the test split blurred, against itself.",
+             ""]
+    lines += summary_lines(result)
     lines += ["", "## Details per row", ""]
     for r in result["runs"]:
         names = CLASS_NAMES.get(r["data"]) or [str(i) for i in range(len(r["class_shares"]))]

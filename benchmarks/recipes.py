@@ -237,9 +237,32 @@ def markdown(result: dict) -> str:
                          f"{r['n_eval']} samples, k = {r['k']} (precision/recall), k = {r['k_density']} "
                          "(density/coverage).")
         lines.append("")
+    lines += fashion_section()
     if NOTES_FILE.is_file():
         lines += [NOTES_FILE.read_text().strip(), ""]
     return "\n".join(lines)
+
+
+def fashion_section() -> list[str]:
+    """The Fashion-MNIST rows (course recipe against the plain DCGAN) and the corrected digits floor, as recorded
+    by ``benchmarks/fashion.py`` in ``results-fashion.json`` (its own report, RESULTS-fashion.md, has the details)."""
+    path = Path(__file__).with_name("results-fashion.json")
+    if not path.is_file():
+        return ["## Fashion-MNIST", "", "Not recorded yet: run `python benchmarks/fashion.py`.", ""]
+    sys.path.insert(0, str(Path(__file__).parent))
+    import fashion
+
+    result = json.loads(path.read_text())
+    result["summary"] = fashion.summarise(result["runs"])
+    m = result["machine"]
+    return ["## Fashion-MNIST (and the corrected digits floor)", "",
+            f"Recorded by `python benchmarks/fashion.py` on {m['cpu']} ({m['cores']} cores; "
+            f"{', '.join(m['isa']) or 'no AVX'}), torch {m['torch']}: the course recipe (unconditional, 32x32) "
+            "against a faithful plain DCGAN (pytorch/examples' defaults, 64x64) under the same wall-clock budget, "
+            "judged by the course's Fashion-MNIST classifier against the 10,000 test images. Floors are mean ± sd "
+            "over 5 real sets of the evaluation's size that the classifier never saw. Target: "
+            f"{fashion.TARGETS['fashion-mnist']}. Details per row: `RESULTS-fashion.md`.", ""] + \
+        fashion.summary_lines(result) + [""]
 
 
 def main(argv: list[str] | None = None) -> int:

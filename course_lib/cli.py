@@ -84,8 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "one field of course_lib.config.TrainConfig). Writes checkpoint.pt, "
                                    "samples.png, config.json and metrics.json into --out. With --resume, only "
                                    "--steps (the new total), --device, the speed options (--amp, --compile, "
-                                   "--channels-last, --cudnn-benchmark), --checkpoint-every and --nan-policy "
-                                   "may differ from the checkpoint's settings.")
+                                   "--channels-last, --cudnn-benchmark, --sync-bn), --checkpoint-every and "
+                                   "--nan-policy may differ from the checkpoint's settings.")
     t.add_argument("--out", required=True, help="output folder")
     t.add_argument("--resume", metavar="CHECKPOINT", help="continue the run saved in this checkpoint")
     t.add_argument("--overwrite", action="store_true",
@@ -227,7 +227,7 @@ def _train(args) -> int:
     samples = (trainer.sample(64, noise=trainer.fixed_noise.cpu(), labels=fixed_labels)
                if trainer.dataset.kind == "images" else trainer.sample(2500))
     fig = plots.sample_figure(samples, trainer.dataset, D=trainer.D, device=trainer.device,
-                              title=f"{config.data}, step {trainer.step}")
+                              title=f"{config.data}, step {trainer.step}", loss=config.loss)
     getattr(fig, "figure", fig).savefig(out / "samples.png", dpi=120, bbox_inches="tight")
     plt.close("all")
     print(json.dumps({k: v for k, v in summary.items() if not isinstance(v, (list, dict))}, indent=2))

@@ -189,6 +189,8 @@ class TrainConfig:
     compile: bool | None = option(None, "torch.compile (default: on CUDA only)", _optional_bool, resume=True)
     cudnn_benchmark: bool | None = option(None, "cuDNN autotuning (default: on CUDA)", _optional_bool,
                                           resume=True)
+    sync_bn: bool = option(False, "SyncBatchNorm: batch norm over the whole batch of all DDP processes (GPUs "
+                                  "only; announced no-op in one process or on CPU)", _bool, resume=True)
     checkpoint_every: int = option(1000, "steps between checkpoints", _positive_int, resume=True,
                                    cli="positive_int")
     callback_every: int = option(100, "steps between callbacks (live plots)", _positive_int, resume=True,

@@ -43,8 +43,12 @@ def show_images(images: torch.Tensor, nrow: int = 8, title: str | None = None, a
     return ax
 
 
-def plot_history(history: dict, smooth: int = 25, axes=None):
-    """Loss curves (left) and mean D(x), D(G(z)) (right) from ``GANTrainer.history``; returns the Figure."""
+def plot_history(history: dict, smooth: int = 25, axes=None, loss: str | None = None):
+    """Loss curves (left) and mean D(x), D(G(z)) (right) from ``GANTrainer.history``; returns the Figure.
+
+    ``loss``: the run's loss (``TrainConfig.loss``). The right panel shows the mean sigmoid of D's outputs; for
+    a loss whose D outputs a score rather than a logit (lsgan, hinge, wgan-gp) it is labelled as such, and the
+    dashed line at 0.5 (D's equilibrium under BCE) is left out (``losses.d_output_labels``)."""
     if axes is None:
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
     else:
@@ -61,10 +65,14 @@ def plot_history(history: dict, smooth: int = 25, axes=None):
     axes[0].set_xlabel("step")
     axes[0].set_title("losses")
     axes[0].legend()
-    for key, label in (("d_real", "mean D(x)"), ("d_fake", "mean D(G(z))")):
+    from .losses import d_output_labels
+
+    real_label, fake_label = d_output_labels(loss)
+    for key, label in (("d_real", f"mean {real_label}"), ("d_fake", f"mean {fake_label}")):
         if history.get(key):
             axes[1].plot(smoothed(history[key]), label=label)
-    axes[1].axhline(0.5, color="gray", lw=0.8, ls="--")
+    if real_label == "D(x)":
+        axes[1].axhline(0.5, color="gray", lw=0.8, ls="--")
     axes[1].set_ylim(-0.02, 1.02)
     axes[1].set_xlabel("step")
     axes[1].set_title("discriminator outputs")
@@ -86,8 +94,9 @@ def discriminator_grid(D: Callable, lim: float, n: int = 100, device="cpu"):
 
 def plot_2d(samples: torch.Tensor, real: torch.Tensor | None = None, D: Callable | None = None,
             centres: torch.Tensor | None = None, lim: float | None = None, ax=None, title: str | None = None,
-            device="cpu"):
-    """Generated points (orange) over real points (blue) and, if ``D`` is given, its D(x) contour; returns Axes."""
+            device="cpu", loss: str | None = None):
+    """Generated points (orange) over real points (blue) and, if ``D`` is given, its D(x) contour; returns Axes.
+    ``loss`` names the contour's colour bar (``losses.d_output_labels``: D(x), or the sigmoid of a score)."""
     if ax is None:
         _, ax = plt.subplots(figsize=(4.2, 4))
     s = samples.detach().float().cpu().numpy()
@@ -97,7 +106,8 @@ def plot_2d(samples: torch.Tensor, real: torch.Tensor | None = None, D: Callable
     if D is not None:
         xx, yy, probs = discriminator_grid(D, lim, device=device)
         cs = ax.contourf(xx, yy, probs, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.35)
-        ax.figure.colorbar(cs, ax=ax, fraction=0.046, label="D(x)")
+        from .losses import d_output_labels
+        ax.figure.colorbar(cs, ax=ax, fraction=0.046, label=d_output_labels(loss)[0])
     if real is not None:
         r = real.detach().float().cpu().numpy()
         ax.scatter(r[:, 0], r[:, 1], s=2, c="tab:blue", alpha=0.3, label="real")
@@ -123,9 +133,9 @@ def sample_kind(dataset: "Dataset") -> str:
 
 
 def sample_figure(samples: torch.Tensor, dataset: "Dataset", D: Callable | None = None, device=None,
-                  title: str | None = None, ax=None):
+                  title: str | None = None, ax=None, loss: str | None = None):
     """Draw generated ``samples`` the way their dataset's kind calls for (see :func:`sample_kind`); returns the
-    Axes (``ax.figure`` is the Figure to save).
+    Axes (``ax.figure`` is the Figure to save). ``loss``: the run's loss, which names D's contour (``plot_2d``).
 
     * images, ``(N, C, H, W)`` in [-1, 1]: one grid (8 per row);
     * 2-D points, ``(N, 2)``: over ``len(samples)`` real points, the mode centres and, if ``D`` is given, its
@@ -148,7 +158,7 @@ def sample_figure(samples: torch.Tensor, dataset: "Dataset", D: Callable | None 
             param = next(D.parameters(), None) if isinstance(D, torch.nn.Module) else None
             device = param.device if param is not None else "cpu"
         return plot_2d(samples, dataset.x[: len(samples)], D=D, centres=dataset.centres, ax=ax, title=title,
-                       device=device)
+                       device=device, loss=loss)
     if ax is None:
         _, ax = plt.subplots(figsize=(4, 3))
     values = samples.detach().float().cpu().numpy().ravel()
@@ -187,8 +197,9 @@ class LivePlot:
         if sample_kind(ds) == "points" and ds.centres is not None:
             m = mode_metrics(x, ds.centres, ds.std, min_count=max(1, round(20 * self.n_samples / 2500)))
             title += f": {m['modes']}/{m['num_modes']} modes, {100 * m['high_quality']:.0f}% HQ"
-        sample_figure(x, ds, D=trainer.D, device=trainer.device, title=title, ax=axes[0])
-        plot_history(trainer.history, axes=axes[1:])
+        loss = trainer.config.loss
+        sample_figure(x, ds, D=trainer.D, device=trainer.device, title=title, ax=axes[0], loss=loss)
+        plot_history(trainer.history, axes=axes[1:], loss=loss)
         fig.tight_layout()
         return fig
 

@@ -25,9 +25,10 @@ RECIPES: dict[str, dict] = {
                       batch_size=256, lr_g=1e-3, lr_d=1e-3, betas=(0.5, 0.999), steps=1000, checkpoint_every=500),
     # digits: a class-conditional DCGAN (the labels come with the data; projection discriminator, notebook 08),
     # hinge loss with spectral normalisation in D (instead of batch norm), D learning twice as fast as G (TTUR),
-    # Adam betas (0, 0.9). It comes within 7 % of the real-data floor of every classifier metric in under 2 CPU
-    # minutes. conditional=False (notebooks 04, 06, 09; --no-conditional) trains the same recipe without labels:
-    # all classes and good recall, but less precise samples (benchmarks/RESULTS-recipes.md).
+    # Adam betas (0, 0.9); about 2 CPU minutes. conditional=False (notebooks 04, 06, 09; --no-conditional) trains
+    # the same recipe without labels: every class, recall at the real data's, but less precise samples; FD 1.66x
+    # the corrected floor (4.74 +- 1.49 at n = 239) and 0.30x the blurred-real bar (seed 0, AMD EPYC;
+    # benchmarks/RESULTS-recipes.md, "Fashion-MNIST (and the corrected digits floor)").
     "digits": dict(model="dcgan", loss="hinge", spectral_norm=True, conditional=True, image_size=16, latent_dim=64,
                    g_width=32, d_width=32, batch_size=128, lr_g=2e-4, lr_d=4e-4, betas=(0.0, 0.9), steps=3300,
                    ema_decay=0.999, checkpoint_every=500),

@@ -23,6 +23,7 @@ import torch
 import torch.distributed as dist
 
 from . import data as data_mod
+from . import losses
 from .config import TrainConfig
 from .device import DeviceError, get_device
 from .utils import env_flag
@@ -33,7 +34,7 @@ __all__ = ["NonFiniteLossError", "SpeedOptions", "resolve_speed_options", "dist_
            "consensus", "optimizer_tensors", "MaskedUpdate",
            "ema_update", "load_optimizer", "StepStats", "NonFiniteGuard", "skipped_message",
            "nonfinite_loss_message", "nonfinite_weights_message", "kept_checkpoint_text", "check_weights_finite",
-           "wrap_for_forward", "run_summary"]
+           "wrap_for_forward", "run_summary", "convert_sync_batchnorm"]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -105,10 +106,13 @@ def check_dataset(dataset: Any, conditional: bool, local_batch: int, world_size:
     return shard_size, (dataset.num_classes if conditional else None)
 
 
-def progress_postfix(history: dict[str, list[float]]) -> dict[str, str]:
-    """The progress bar's summary of the last step read: D and G losses, mean D(x) and D(G(z))."""
+def progress_postfix(history: dict[str, list[float]], loss: str | None = None) -> dict[str, str]:
+    """The progress bar's summary of the last step read: D and G losses, mean D(x) and D(G(z)) (``Dx``, ``DGz``;
+    for a ``loss`` whose D outputs a score, not a logit, ``s(Dx)`` and ``s(DGz)``: the sigmoid of the score)."""
+    prob = losses.d_output_labels(loss)[0] == "D(x)"
     return {"d": f"{history['d_loss'][-1]:.3f}", "g": f"{history['g_loss'][-1]:.3f}",
-            "Dx": f"{history['d_real'][-1]:.2f}", "DGz": f"{history['d_fake'][-1]:.2f}"}
+            "Dx" if prob else "s(Dx)": f"{history['d_real'][-1]:.2f}",
+            "DGz" if prob else "s(DGz)": f"{history['d_fake'][-1]:.2f}"}
 
 
 def progress_bar(total: int, initial: int, desc: str, show: bool):
@@ -472,6 +476,41 @@ def check_weights_finite(models: dict[str, torch.nn.Module | None], step: int, c
         params = [] if model is None else [p.detach() for p in model.parameters()]
         if params and not bool(torch.isfinite(torch.stack([p.float().abs().max() for p in params])).all()):
             raise NonFiniteLossError(nonfinite_weights_message(name, step, cfg, amp_mode, kept))
+
+
+def convert_sync_batchnorm(model: torch.nn.Module, device: torch.device | str | None = None) -> torch.nn.Module:
+    """Replace ``model``'s batch norm layers by ``nn.SyncBatchNorm`` when it runs under DistributedDataParallel
+    on GPUs (call it before wrapping in DDP; the layers are replaced in place, and their parameters and running
+    statistics are kept, so optimisers and checkpoints are unaffected); otherwise an announced no-op that returns
+    ``model`` unchanged. ``TrainConfig(sync_bn=True)`` / ``--sync-bn`` calls it for G and D together.
+
+    SyncBatchNorm all-reduces each layer's batch mean and variance over the processes, so batch norm sees the
+    global batch (at the cost of two collectives per layer per forward pass). It does nothing useful in one
+    process (the batch is already whole), and PyTorch supports it for GPU tensors only: on CPU processes (gloo)
+    batch norm stays per process, and a warning says so.
+    """
+    if device is None:
+        try:
+            device = next(model.parameters()).device
+        except StopIteration:
+            device = torch.device("cpu")
+    device = torch.device(device)
+    world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    if not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        warnings.warn("sync_bn / --sync-bn: these networks have no batch norm layers (spectral norm or no "
+                      "normalisation), so there is nothing to synchronise", UserWarning, stacklevel=2)
+        return model
+    if world == 1:
+        warnings.warn("sync_bn / --sync-bn has no effect in a single process: batch norm already sees the whole "
+                      "batch. Launch with torchrun --nproc_per_node=N (DistributedDataParallel) to use it",
+                      UserWarning, stacklevel=2)
+        return model
+    if device.type != "cuda":
+        warnings.warn(f"sync_bn / --sync-bn: SyncBatchNorm needs GPU tensors, and these {world} processes run on "
+                      f"{device.type}; batch norm stays per process (each normalises its own share of the batch)",
+                      UserWarning, stacklevel=2)
+        return model
+    return torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
 
 
 def wrap_for_forward(model: torch.nn.Module, distributed: bool, compile: bool,

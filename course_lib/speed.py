@@ -51,6 +51,7 @@ from torch import nn
 
 from . import data as data_mod
 from .device import get_device
+from .runtime import convert_sync_batchnorm  # noqa: F401 - re-exported: the speed options in one place
 from .utils import check_bool, check_int
 
 __all__ = ["measure_throughput", "measure_plain_loop", "compare_loops", "PlainLoop", "random_images",
@@ -891,37 +892,6 @@ def memory_sweep(make_config: Callable[[int], Any], batch_sizes: Sequence[int], 
 
 
 # ============================================================================ several processes
-
-def convert_sync_batchnorm(model: nn.Module, device: torch.device | str | None = None) -> nn.Module:
-    """Replace ``model``'s batch norm layers by ``nn.SyncBatchNorm`` when it runs under DistributedDataParallel
-    on GPUs (call it before wrapping in DDP); otherwise an announced no-op that returns ``model`` unchanged.
-
-    SyncBatchNorm all-reduces each layer's batch mean and variance over the processes, so batch norm sees the
-    global batch (at the cost of two collectives per layer per forward pass). It does nothing useful in one
-    process (the batch is already whole), and PyTorch supports it for GPU tensors only: on CPU processes (gloo)
-    batch norm stays per process, and a warning says so.
-    """
-    import torch.distributed as dist
-
-    if device is None:
-        try:
-            device = next(model.parameters()).device
-        except StopIteration:
-            device = torch.device("cpu")
-    device = torch.device(device)
-    world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-    if world == 1:
-        warnings.warn("sync_bn / --sync-bn has no effect in a single process: batch norm already sees the whole "
-                      "batch. Launch with torchrun --nproc_per_node=N (DistributedDataParallel) to use it",
-                      UserWarning, stacklevel=2)
-        return model
-    if device.type != "cuda":
-        warnings.warn(f"sync_bn / --sync-bn: SyncBatchNorm needs GPU tensors, and these {world} processes run on "
-                      f"{device.type}; batch norm stays per process (each normalises its own share of the batch)",
-                      UserWarning, stacklevel=2)
-        return model
-    return nn.SyncBatchNorm.convert_sync_batchnorm(model)
-
 
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

@@ -8,8 +8,7 @@ mixed precision, a NaN guard, an EMA of G, the lr schedule, checkpoints and exac
     >>> trainer.fit()                      # progress bar, history, optional checkpoints
     >>> x = trainer.sample(2500)           # (2500, 2) points in data space
 
-Elsewhere: the config and the resume rule (``config``), speed options, DDP, stop signals and NaN messages
-(``runtime``), sampling (``sampling``), the checkpoint file (``checkpoint``).
+Elsewhere: config and resume rule (``config``), speed, DDP, signals, NaN messages (``runtime``), ``sampling``.
 """
 from __future__ import annotations
 
@@ -34,7 +33,7 @@ from .runtime import (NonFiniteGuard, NonFiniteLossError, StopSignals, check_dat
                       ema_update, epoch_permutation, interrupted_message, kept_checkpoint_text, leave_process_group,
                       load_optimizer, nonfinite_loss_message, optimizer_tensors, progress_bar, progress_postfix,
                       resolve_speed_options, restore_rng, run_summary, setup_processes, skipped_message,
-                      stream_seed, wrap_for_forward)
+                      stream_seed, wrap_for_forward, convert_sync_batchnorm)
 from .sampling import check_compatible, check_same_data, first_lines, generate, load_generator
 from .utils import check_int
 
@@ -166,6 +165,8 @@ class GANTrainer:
         self.scaler_G = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.scaler_D = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.G_ema = None if cfg.ema_decay is None else copy.deepcopy(self.G).eval().requires_grad_(False)
+        if cfg.sync_bn:  # in place, parameters kept (optimisers, EMA unaffected); an announced no-op off DDP/GPU
+            convert_sync_batchnorm(nn.ModuleList([self.G, self.D]), self.device)
         self.G_wrapped = wrap_for_forward(self.G, self.distributed, self.compile_G, self.device)
         self.D_wrapped = wrap_for_forward(self.D, self.distributed, self.compile_D, self.device)
 
@@ -302,7 +303,7 @@ class GANTrainer:
                     if save or call or stop.requested or self.step == target:
                         self._read()  # the same steps on every process
                     if self._read_at == self.step:
-                        bar.set_postfix(progress_postfix(self._history), refresh=False)
+                        bar.set_postfix(progress_postfix(self._history, self.config.loss), refresh=False)
                     if save:
                         self._save_checked()
                     for cb in self.callbacks if call else ():

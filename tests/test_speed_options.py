@@ -595,3 +595,36 @@ def test_scaling_efficiency_runs_one_and_two_processes_through_the_c10d_rendezvo
     assert two["efficiency"] == pytest.approx(two["speedup"] / 2) and two["images_per_s"] > 0
     with pytest.raises(ValueError, match="number of processes must be a positive integer"):
         speed.scaling_efficiency((0,))
+
+
+def test_sync_bn_converts_g_and_d_in_place_keeping_their_parameters(monkeypatch):
+    import torch.distributed as dist
+
+    from course_lib import models, runtime
+    G, D = models.build_models("dcgan", (1, 16, 16), 8, 8, 8)          # batch norm in G and in D
+    params = [id(p) for p in (*G.parameters(), *D.parameters())]
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_world_size", lambda group=None: 2)
+    runtime.convert_sync_batchnorm(torch.nn.ModuleList([G, D]), device="cuda")
+    kinds = [type(m) for m in (*G.modules(), *D.modules()) if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert kinds and all(k is torch.nn.SyncBatchNorm for k in kinds)
+    assert [id(p) for p in (*G.parameters(), *D.parameters())] == params    # the optimisers' tensors, unchanged
+    assert set(G.state_dict()) == set(models.build_models("dcgan", (1, 16, 16), 8, 8, 8)[0].state_dict())
+
+
+def test_sync_bn_in_training_is_an_announced_no_op_in_one_process_and_a_flag_of_the_command_line(tmp_path):
+    from course_lib import cli
+    from course_lib.train import GANTrainer, TrainConfig
+    cfg = TrainConfig.for_data("digits", steps=2, batch_size=16, g_width=8, d_width=8, loss="nonsaturating",
+                               spectral_norm=False, conditional=False, sync_bn=True)
+    with pytest.warns(UserWarning, match="no effect in a single process"):
+        trainer = GANTrainer(cfg, verbose=False)
+    trainer.fit()
+    assert trainer.step == 2 and not any(isinstance(m, torch.nn.SyncBatchNorm) for m in trainer.G.modules())
+    with pytest.warns(UserWarning, match="no batch norm layers"):
+        runtime_mlp = GANTrainer(TrainConfig.for_data("ring8", steps=1, sync_bn=True), verbose=False)
+    assert runtime_mlp.config.sync_bn is True
+    args = cli.build_parser().parse_args(["train", "--out", str(tmp_path / "r"), "--sync-bn"])
+    assert args.sync_bn is True
+    with pytest.raises(TypeError, match="sync_bn must be True or False"):
+        TrainConfig(sync_bn="yes")

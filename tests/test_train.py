@@ -350,7 +350,7 @@ def test_resume_refuses_every_field_outside_the_resumable_ones(ring_checkpoint, 
 
 def test_resume_accepts_equal_values_and_the_resumable_fields(ring_checkpoint):
     assert set(RESUMABLE_FIELDS) == {"steps", "device", "amp", "channels_last", "compile", "cudnn_benchmark",
-                                     "checkpoint_every", "callback_every", "log_every", "nan_policy"}
+                                     "checkpoint_every", "callback_every", "log_every", "nan_policy", "sync_bn"}
     tr = GANTrainer.from_checkpoint(ring_checkpoint, verbose=False, seed=0, loss="nonsaturating", betas=[0.5, 0.9],
                                     steps=8, amp="bf16", compile=False, checkpoint_every=3, nan_policy="skip")
     assert (tr.step, tr.config.steps, tr.amp_mode, tr.config.checkpoint_every) == (6, 8, "bf16", 3)
