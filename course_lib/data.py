@@ -191,7 +191,9 @@ MIXTURE1D = {"means": (-2.0, 2.0), "std": 0.5, "weights": (0.5, 0.5)}
 
 def gaussian_pdf(x: torch.Tensor, mean: float = 0.0, std: float = 1.0) -> torch.Tensor:
     """Density of N(mean, std^2) at ``x`` (any shape), float64, same shape as ``x`` (the library's one Gaussian
-    density: the mixtures here, the theory of notebook 01 and its widgets use it)."""
+    density: the mixtures here, the theory of notebooks 01 and 02 and its widgets use it). ``mean`` and ``std``
+    are floats or 0-dim tensors; with tensors that require grad the density is differentiable in them (notebook
+    02 differentiates a divergence with respect to a generator's mean and std)."""
     if not std > 0:
         raise ValueError(f"std must be positive, got {std}")
     x = torch.as_tensor(x, dtype=torch.float64)

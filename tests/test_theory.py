@@ -114,3 +114,16 @@ def test_fit_restores_the_thread_count():
     before = torch.get_num_threads()
     theory.fit_discriminator_1d(torch.zeros(8, 1), torch.ones(8, 1), steps=2, batch_size=4)
     assert torch.get_num_threads() == before
+
+
+def test_gaussian_pdf_is_differentiable_in_its_mean_and_std():
+    x = torch.tensor([-0.5, 0.3, 2.0], dtype=torch.float64)
+    mean = torch.tensor(0.4, dtype=torch.float64, requires_grad=True)
+    std = torch.tensor(0.8, dtype=torch.float64, requires_grad=True)
+    p = data.gaussian_pdf(x, mean, std)
+    d_mean, d_std = torch.autograd.grad(p.sum(), (mean, std))
+    q = p.detach()
+    u = (x - 0.4) / 0.8
+    # d/dmean N = N (x - mean) / std^2 ;  d/dstd N = N (u^2 - 1) / std
+    assert torch.allclose(d_mean, (q * (x - 0.4) / 0.8 ** 2).sum(), rtol=1e-12)
+    assert torch.allclose(d_std, (q * (u ** 2 - 1) / 0.8).sum(), rtol=1e-12)
