@@ -26,6 +26,7 @@ import math
 import os
 import stat
 import threading
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import Iterable, Sequence
@@ -277,7 +278,7 @@ class RunFolder:
         try:
             _try_lock(fd)
         except BlockingIOError:
-            pid = _read_pid(fd)
+            pid = _holder_pid(fd)
             os.close(fd)
             who = f"process {pid}" if pid else "another process"
             raise RunFolderBusyError(f"{_flag(self.flag)}{str(self.path)!r} is in use by another run ({who} holds "
@@ -376,6 +377,15 @@ def _try_lock(fd: int) -> None:
         msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
     except OSError:
         raise BlockingIOError(errno.EAGAIN, "locked") from None
+
+
+def _holder_pid(fd: int, wait_s: float = 1.0) -> int | None:
+    """The PID in a lock file held by another process. The holder writes it just after taking the lock, so a
+    process that lost a race can find the file still empty: it looks again for up to ``wait_s`` seconds."""
+    deadline = time.monotonic() + wait_s
+    while (pid := _read_pid(fd)) is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return pid
 
 
 def _read_pid(fd: int) -> int | None:
