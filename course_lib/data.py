@@ -141,9 +141,12 @@ class Dataset:
             raise ValueError(f"unknown split {part!r}; use 'train', 'test' or 'all'")
         perm = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed)).to(self.x.device)
         cut = int(round(fraction * len(self)))
-        idx = perm[:cut] if part == "train" else perm[cut:]
+        return self._take(perm[:cut] if part == "train" else perm[cut:], split=part)
+
+    def _take(self, idx: torch.Tensor, **meta) -> "Dataset":
+        """The samples at ``idx`` as a new ``Dataset`` with the same classes, mixture and note; ``meta`` added."""
         return Dataset(self.name, self.x[idx], None if self.y is None else self.y[idx], self.kind,
-                       self.num_classes, self.centres, self.std, self.note, dict(self.meta, split=part))
+                       self.num_classes, self.centres, self.std, self.note, dict(self.meta, **meta))
 
     def subset(self, n: int, seed: int = 0) -> "Dataset":
         """``n`` samples drawn without replacement from a fixed permutation (seeded by ``seed``), as a new
@@ -159,8 +162,7 @@ class Dataset:
             raise ValueError(f"dataset {self.name!r} has {len(self):,} samples, fewer than the subset of {n:,} "
                              f"asked for; ask for at most {len(self):,}")
         idx = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n].to(self.x.device)
-        return Dataset(self.name, self.x[idx], None if self.y is None else self.y[idx], self.kind,
-                       self.num_classes, self.centres, self.std, self.note, dict(self.meta, subset=n))
+        return self._take(idx, subset=n)
 
 
 # ----------------------------------------------------------------------------- mixtures

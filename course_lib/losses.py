@@ -175,13 +175,19 @@ LOSSES: dict[str, GANLoss] = {
 }
 
 
+def outputs_probabilities(loss: str | None) -> bool:
+    """Whether the sigmoid of D's output is a probability under ``loss``: True for the BCE losses (``saturating``,
+    ``nonsaturating``) and for ``None`` (unknown), False for ``lsgan``, ``hinge`` and ``wgan-gp`` (a score)."""
+    return loss is None or get_loss(loss).d is d_loss_bce
+
+
 def d_output_labels(loss: str | None) -> tuple[str, str]:
     """Names for the mean sigmoid of D's outputs on real and on generated data, as plots and the progress bar
     show them. Under the BCE losses (``saturating``, ``nonsaturating``; and ``None``: unknown, as before) D's
     output is a logit, so sigmoid(logit) = D(x), D's probability that x is real: ``("D(x)", "D(G(z))")``. Under
     ``lsgan``, ``hinge`` and ``wgan-gp`` the output is a score, not a log-odds: its sigmoid is only a squashed
     score, and the names say so: ``("sigmoid(D(x)) [hinge: a score]", ...)``."""
-    if loss is None or get_loss(loss).d is d_loss_bce:
+    if outputs_probabilities(loss):
         return "D(x)", "D(G(z))"
     return f"sigmoid(D(x)) [{loss}: a score]", f"sigmoid(D(G(z))) [{loss}: a score]"
 

@@ -65,13 +65,13 @@ def plot_history(history: dict, smooth: int = 25, axes=None, loss: str | None = 
     axes[0].set_xlabel("step")
     axes[0].set_title("losses")
     axes[0].legend()
-    from .losses import d_output_labels
+    from .losses import d_output_labels, outputs_probabilities
 
     real_label, fake_label = d_output_labels(loss)
     for key, label in (("d_real", f"mean {real_label}"), ("d_fake", f"mean {fake_label}")):
         if history.get(key):
             axes[1].plot(smoothed(history[key]), label=label)
-    if real_label == "D(x)":
+    if outputs_probabilities(loss):
         axes[1].axhline(0.5, color="gray", lw=0.8, ls="--")
     axes[1].set_ylim(-0.02, 1.02)
     axes[1].set_xlabel("step")

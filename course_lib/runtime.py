@@ -109,7 +109,7 @@ def check_dataset(dataset: Any, conditional: bool, local_batch: int, world_size:
 def progress_postfix(history: dict[str, list[float]], loss: str | None = None) -> dict[str, str]:
     """The progress bar's summary of the last step read: D and G losses, mean D(x) and D(G(z)) (``Dx``, ``DGz``;
     for a ``loss`` whose D outputs a score, not a logit, ``s(Dx)`` and ``s(DGz)``: the sigmoid of the score)."""
-    prob = losses.d_output_labels(loss)[0] == "D(x)"
+    prob = losses.outputs_probabilities(loss)
     return {"d": f"{history['d_loss'][-1]:.3f}", "g": f"{history['g_loss'][-1]:.3f}",
             "Dx" if prob else "s(Dx)": f"{history['d_real'][-1]:.2f}",
             "DGz" if prob else "s(DGz)": f"{history['d_fake'][-1]:.2f}"}
