@@ -446,6 +446,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if path.is_dir():
         hint = f"; did you mean {str(path / 'checkpoint.pt')!r}?" if (path / "checkpoint.pt").is_file() else ""
         raise CheckpointError(f"checkpoint {str(path)!r} is a folder, not a checkpoint file{hint}")
+    if path.exists() and not path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} is not a regular file (a device or a pipe); name the "
+                              "checkpoint.pt that a training run wrote")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist; check the path (a training run writes "
                               "<out>/checkpoint.pt)")

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import data as data_mod
-from .utils import atomic_write, one_thread, preserved_torch_rng
+from .utils import atomic_write, check_int, eval_mode, one_thread, preserved_torch_rng
 
 __all__ = ["Classifier", "get_classifier", "train_classifier", "floor_pool", "FEATURE_DIM", "FLOOR_POOL"]
 
@@ -108,16 +108,12 @@ class Classifier(nn.Module):
     @torch.no_grad()
     def embed(self, x: torch.Tensor, batch_size: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
         """Features (N, feature_dim) and probabilities (N, num_classes) in one pass, eval mode, CPU float32."""
-        was = self.training
-        self.eval()
-        try:
-            feats, probs = [], []
+        feats, probs = [], []
+        with eval_mode(self):
             for i in range(0, len(x), batch_size):
                 h = self.features(x[i:i + batch_size])
                 feats.append(h.float().cpu())
                 probs.append(torch.softmax(self.head(h).float(), dim=1).cpu())
-        finally:
-            self.train(was)
         if not feats:
             raise ValueError("no images given (N = 0)")
         return torch.cat(feats), torch.cat(probs)
@@ -226,8 +222,7 @@ def get_classifier(data: str = "digits", image_size: int = 16, seed: int = 0, di
         raise ValueError(f"there is a classifier only for the image datasets {', '.join(data_mod.IMAGE_DATASETS)}; "
                          f"got {data!r}")
     data_mod.check_image_size(image_size)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    check_int("seed", seed, minimum=0)
     key = (data, image_size, seed)
     if key in _CACHE:
         return _CACHE[key]

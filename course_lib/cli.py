@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -11,6 +12,13 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["main", "build_parser"]
+
+
+def _valid_seed(v: int) -> bool:
+    """``utils.check_seed``'s range (imported late: ``course_lib.utils`` imports torch)."""
+    from .utils import SEED_MAX
+
+    return 0 <= v <= SEED_MAX
 
 
 def _number(convert, ok, bad_text: str, bad_value: str):
@@ -29,7 +37,7 @@ def _number(convert, ok, bad_text: str, bad_value: str):
 _positive_int = _number(int, lambda v: v > 0, "a positive whole number", "a positive whole number")
 _nonneg_int = _number(int, lambda v: v >= 0, "a non-negative whole number", "a non-negative whole number")
 _positive_float = _number(float, lambda v: v > 0 and np.isfinite(v), "a positive number", "a positive finite number")
-_seed = _number(int, lambda v: 0 <= v <= 2**63 - 1, "a whole number", "a seed in [0, 2**63 - 1] (64-bit)")
+_seed = _number(int, _valid_seed, "a whole number", "a seed in [0, 2**63 - 1] (64-bit)")
 _unit_float = _number(float, lambda v: 0 <= v < 1, "a number in [0, 1)", "a number in [0, 1)")
 
 
@@ -47,6 +55,13 @@ def _config_fields() -> list[dataclasses.Field]:
     from .config import TrainConfig
 
     return [f for f in dataclasses.fields(TrainConfig) if f.metadata["cli"] is not False]
+
+
+def _resumable_flags() -> list[str]:
+    """The flags of the fields that may change on resume (``config.RESUMABLE_FIELDS``, the library's rule)."""
+    from .config import RESUMABLE_FIELDS
+
+    return [_flag(f) for f in _config_fields() if f.name in RESUMABLE_FIELDS]
 
 
 def _add_config_flags(t: argparse.ArgumentParser) -> None:
@@ -83,9 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a GAN with the course's recipe for --data (every option below changes "
                                    "one field of course_lib.config.TrainConfig). Writes checkpoint.pt, "
                                    "samples.png, config.json and metrics.json into --out. With --resume, only "
-                                   "--steps (the new total), --device, the speed options (--amp, --compile, "
-                                   "--channels-last, --cudnn-benchmark, --sync-bn), --checkpoint-every and "
-                                   "--nan-policy may differ from the checkpoint's settings.")
+                                   f"{', '.join(_resumable_flags())} may differ from the checkpoint's settings "
+                                   "(--steps: the new total).")
     t.add_argument("--out", required=True, help="output folder")
     t.add_argument("--resume", metavar="CHECKPOINT", help="continue the run saved in this checkpoint")
     t.add_argument("--overwrite", action="store_true",
@@ -140,7 +154,6 @@ def _config_changes(args) -> tuple[dict, dict]:
 
 def _resume(args, out: Path, changes: dict, flags: dict):
     """The trainer of ``--resume``, under the one resume rule of ``course_lib.config``, in flag names."""
-    from .config import RESUMABLE_FIELDS
     from .train import GANTrainer, ResumeConflictError
 
     if args.epochs:
@@ -149,7 +162,7 @@ def _resume(args, out: Path, changes: dict, flags: dict):
         trainer = GANTrainer.from_checkpoint(args.resume, out_dir=out, verbose=not args.quiet, **changes)
     except ResumeConflictError as exc:
         named = ", ".join(sorted({flags.get(k, k) for k in exc.fields}))
-        allowed = ", ".join(f"--{k.replace('_', '-')}" for k in RESUMABLE_FIELDS if k != "callback_every")
+        allowed = ", ".join(_resumable_flags())
         raise ValueError(f"{named} cannot be changed when resuming: the given value differs from the one saved "
                          f"in {args.resume}, and the run continues with its saved settings; only {allowed} (and "
                          f"--quiet) may change. Start a new run (without --resume) to change the others") from None
@@ -163,14 +176,13 @@ def _new_trainer(args, out: Path, changes: dict):
     """The trainer of a new run: the recipe of --data with the given fields; --epochs becomes steps (from the
     data's length and the batch: one epoch is len(data) // batch real batches, n_critic per step)."""
     from . import data as data_mod
-    from .runtime import dist_info
+    from .runtime import batches_per_epoch, dist_info
     from .train import GANTrainer, TrainConfig
 
     config = TrainConfig.for_data(changes.pop("data", "ring8"), **changes)
     dataset = data_mod.load(config.data, image_size=config.image_size, fallback=config.fallback, split=config.split)
     if args.epochs:
-        world = dist_info()[2]
-        per_epoch = (len(dataset) // world) // max(1, config.batch_size // world)
+        per_epoch = batches_per_epoch(len(dataset), config.batch_size, dist_info()[2])
         config = dataclasses.replace(config, steps=max(1, -(-args.epochs * per_epoch // config.n_critic)))
     return GANTrainer(config, dataset=dataset, out_dir=out, verbose=not args.quiet)
 
@@ -188,17 +200,20 @@ def cmd_train(args) -> int:
     else:
         folder = RunFolder(args.out, mode=mode, source=args.resume, flag="--out")
     with folder as run:
-        if run is not None and args.overwrite and not args.resume:
-            run.clear(extra=("metrics.json", "samples.png"))
-        return _train(args)
+        return _train(args, run)
 
 
-def _train(args) -> int:
+def _train(args, run=None) -> int:
+    """The run itself; ``run`` is the locked ``RunFolder`` (None on ranks > 0). With ``--overwrite`` the earlier
+    run's files are deleted only once the new trainer is built, so a refused command (a bad option, other data)
+    leaves the earlier run as it was; a ``--resume`` source inside the folder is kept."""
     from . import metrics, plots
 
     out = Path(args.out)
     changes, flags = _config_changes(args)
     trainer = _resume(args, out, changes, flags) if args.resume else _new_trainer(args, out, changes)
+    if run is not None and args.overwrite:
+        run.clear(extra=("metrics.json", "samples.png"))
     config = trainer.config
     t0 = time.perf_counter()
     trainer.fit()  # writes out/checkpoint.pt (every checkpoint_every steps and at the end)
@@ -223,9 +238,7 @@ def _train(args) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fixed_labels = None if trainer.fixed_labels is None else trainer.fixed_labels.cpu()
-    samples = (trainer.sample(64, noise=trainer.fixed_noise.cpu(), labels=fixed_labels)
-               if trainer.dataset.kind == "images" else trainer.sample(2500))
+    samples = plots.figure_samples(trainer, 2500)  # 64 images of the fixed noise, or 2,500 points
     fig = plots.sample_figure(samples, trainer.dataset, D=trainer.D, device=trainer.device,
                               title=f"{config.data}, step {trainer.step}", loss=config.loss)
     getattr(fig, "figure", fig).savefig(out / "samples.png", dpi=120, bbox_inches="tight")
@@ -245,7 +258,7 @@ def cmd_sample(args) -> int:
 
     out = check_output_file(args.out, (".npy", ".png"), flag="--out", what="samples file")
     G, config, info = load_generator(args.checkpoint, device=args.device, use_ema=not args.no_ema)
-    check_sample_memory(args.n, tuple(info["sample_shape"]), flag="--n")
+    check_sample_memory(args.n, tuple(info["sample_shape"]), flag="--n", latent_dim=config.latent_dim)
     num_classes = info.get("num_classes")
     labels = None
     if args.label is not None:
@@ -289,7 +302,7 @@ def cmd_evaluate(args) -> int:
     n, labels = metrics.summary_request(name, num_classes=num_classes, seed=args.seed, n=args.n)
     if n == 0:
         raise ValueError(f"no course metric applies to the data {name!r}: nothing to evaluate")
-    check_sample_memory(n, shape, flag="--n")
+    check_sample_memory(n, shape, flag="--n", latent_dim=config.latent_dim)
     x = generate(G, n, config.latent_dim, next(G.parameters()).device, labels=labels, num_classes=num_classes,
                  seed=args.seed)
     result: dict = {"checkpoint": str(args.checkpoint), "data": name, "n": n, "seed": args.seed,
@@ -318,6 +331,18 @@ def cmd_evaluate(args) -> int:
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "evaluate": cmd_evaluate}
 
 
+def _out_of_memory(exc: BaseException) -> str | None:
+    """One line for an allocation that failed (CPU or GPU), or None when ``exc`` is another error."""
+    text = str(exc)
+    if not (isinstance(exc, MemoryError) or "can't allocate memory" in text or "out of memory" in text.lower()):
+        return None
+    tried = re.search(r"tried to allocate ([\d.]+ ?\w+)", text)
+    size = f" (an allocation of {tried.group(1)} failed)" if tried else ""
+    return (f"out of memory{size}: the networks or batches asked for are too large for this machine; choose "
+            "smaller sizes (--g-width, --d-width, --latent-dim, --depth, --batch-size, --image-size) or, for "
+            "sample / evaluate, a smaller --n")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; errors a user can fix print one line and exit 2, Ctrl-C (also while torch is still
     being imported) prints one line and exits 130."""
@@ -333,6 +358,11 @@ def main(argv: list[str] | None = None) -> int:
         except (CheckpointError, DatasetUnavailableError, DeviceError, NonFiniteLossError, ValueError,
                 TypeError) as exc:
             print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except (MemoryError, RuntimeError) as exc:
+            if not _out_of_memory(exc):
+                raise
+            print(f"error: {_out_of_memory(exc)}", file=sys.stderr)
             return 2
     except KeyboardInterrupt:  # outside the training loop (which stops cleanly by itself)
         global CTRL_C

@@ -35,11 +35,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .utils import check_int, env_flag
+from .utils import check_int, env_flag, is_int
 
 __all__ = ["Dataset", "DatasetUnavailableError", "DatasetCorruptError", "DATASETS", "load", "ring8", "grid25",
-           "mixture1d", "mixture1d_pdf", "gaussian_pdf", "digits", "idx_images", "read_idx", "idx_sources", "torchvision_images",
-           "check_image_size", "offline", "data_dir", "FASHION_CLASSES", "CLASS_NAMES", "FASHION_APT_PACKAGE"]
+           "mixture1d", "mixture1d_pdf", "gaussian_pdf", "digits", "idx_images", "read_idx", "idx_sources",
+           "idx_files", "torchvision_images", "check_image_size", "offline", "data_dir", "FASHION_CLASSES",
+           "CLASS_NAMES", "FASHION_APT_PACKAGE"]
 
 POINT_DATASETS = ("ring8", "grid25", "mixture1d")
 IMAGE_DATASETS = ("digits", "mnist", "fashion-mnist")
@@ -65,7 +66,8 @@ class Dataset:
         std: per-coordinate standard deviation of each mixture component, or None.
         note: free text (for example the announcement of a fallback).
         meta: facts about where the data came from, for records and messages: ``image_size``, ``split``
-            (``"train"``, ``"test"`` or ``"all"``) and, for files read from disk, ``source`` (their folder).
+            (``"train"``, ``"test"`` or ``"all"``), for files read from disk ``source`` (their folder), and
+            after ``subset(n)`` ``subset`` (= n). Nothing in training depends on it.
     """
 
     name: str
@@ -219,7 +221,7 @@ def mixture1d(n: int = 50_000, seed: int = 0) -> Dataset:
 
 def check_image_size(size: int) -> int:
     """Return ``size`` if it is a supported square image size (8, 16, 32, 64), else raise ValueError."""
-    if isinstance(size, bool) or not isinstance(size, int) or size not in IMAGE_SIZES:
+    if not is_int(size) or size not in IMAGE_SIZES:
         raise ValueError(f"image size {size!r} is not supported; the DCGAN models need a power of two in "
                          f"{IMAGE_SIZES}")
     return size
@@ -391,6 +393,17 @@ def idx_sources(name: str, root: str | os.PathLike | None = None) -> list[Path]:
     torchvision's ``<FashionMNIST|MNIST>/raw/`` sub-folder."""
     folder = data_dir(root)
     return [*SYSTEM_DIRS.get(name, ()), *(folder / sub for sub in _SUBDIRS[name])]
+
+
+def idx_files(name: str, split: str = "train", root: str | os.PathLike | None = None) -> tuple[Path, Path] | None:
+    """The (images, labels) idx files of ``split`` (``"train"`` or ``"test"``) of ``name`` (``"mnist"`` or
+    ``"fashion-mnist"``) that ``load`` would read, from the first folder of ``idx_sources`` that has both; None
+    when no folder has them (then ``load`` would download, or fail offline). Reads nothing, downloads nothing
+    (the environment report of notebook 00 uses it)."""
+    if name not in _SUBDIRS or split not in _IDX_FILES:
+        raise ValueError(f"idx_files knows {', '.join(_SUBDIRS)} and the splits {', '.join(_IDX_FILES)}, "
+                         f"got {name!r}, {split!r}")
+    return _idx_pair(name, split, root)
 
 
 def _idx_pair(name: str, split: str, root) -> tuple[Path, Path] | None:

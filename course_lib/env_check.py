@@ -34,20 +34,6 @@ def package_versions(packages: dict[str, str] | None = None) -> dict[str, str | 
     return out
 
 
-def _mnist_files_present(name: str, folder: Path) -> bool:
-    """True when torchvision finds ``name``'s files in ``folder`` without downloading anything."""
-    try:
-        from torchvision import datasets
-    except ImportError:
-        return False
-    cls = {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST}[name]
-    try:
-        cls(str(folder), train=True, download=False)
-    except Exception:  # RuntimeError "Dataset not found", or unreadable files
-        return False
-    return True
-
-
 def dataset_status(root: str | Path | None = None) -> dict[str, str]:
     """Dataset name -> ``"available"``, ``"downloadable"`` or ``"unavailable (why)"``, without any download.
 
@@ -65,7 +51,7 @@ def dataset_status(root: str | Path | None = None) -> dict[str, str]:
         status["digits"] = "unavailable (install scikit-learn)"
     folder = data.data_dir(root)
     for name in ("mnist", "fashion-mnist"):
-        if _mnist_files_present(name, folder):
+        if data.idx_files(name, "train", root) is not None:  # where data.load looks: the Debian package too
             status[name] = "available"
         elif data.offline():
             status[name] = f"unavailable (not in {folder}, and COURSE_OFFLINE=1 forbids downloads; 'digits' is used)"

@@ -114,8 +114,7 @@ def _as_matrix(x, name: str, min_rows: int = 1) -> np.ndarray:
 
 
 def _check_k(k: int, n: int, name: str) -> None:
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
+    check_int("k", k)
     if n <= k:
         raise ValueError(f"{name} has {n} samples, too few for k={k} nearest neighbours; pass at least {k + 1} "
                          f"samples or a smaller k")
@@ -292,8 +291,7 @@ def class_coverage(probs_or_labels, num_classes: int = 10) -> dict:
         [0, 1 - 1/C], "kl_from_uniform": $\mathrm{KL}(h\,\Vert\,U) = \log C - H(h)$ in [0, log C],
         "histogram": the C shares h_c}``.
     """
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+    check_int("num_classes", num_classes, minimum=2)
     x = probs_or_labels
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .data import Dataset
 
 __all__ = ["image_grid", "show_images", "plot_history", "plot_2d", "discriminator_grid", "sample_kind",
-           "sample_figure", "LivePlot"]
+           "sample_figure", "figure_samples", "LivePlot"]
 
 
 def image_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2) -> np.ndarray:
@@ -172,6 +172,16 @@ def sample_figure(samples: torch.Tensor, dataset: "Dataset", D: Callable | None 
     return ax
 
 
+def figure_samples(trainer, n: int = 2500) -> torch.Tensor:
+    """The samples a figure of a run shows (``sample_figure``): for images, 64 from the trainer's fixed noise
+    (and fixed labels), the same images step after step; for points or values, ``n`` fresh samples. The live
+    plot and ``python -m course_lib train``'s ``samples.png`` both draw these."""
+    if sample_kind(trainer.dataset) == "images":
+        labels = None if trainer.fixed_labels is None else trainer.fixed_labels.cpu()
+        return trainer.sample(64, noise=trainer.fixed_noise.cpu(), labels=labels)
+    return trainer.sample(n)
+
+
 class LivePlot:
     """A training callback that redraws a figure in the notebook every ``callback_every`` steps.
 
@@ -189,11 +199,7 @@ class LivePlot:
 
         fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
         ds, title = trainer.dataset, f"step {trainer.step}"
-        if sample_kind(ds) == "images":  # the fixed noise: the same 64 images, step after step
-            x = trainer.sample(64, noise=trainer.fixed_noise.cpu(),
-                               labels=None if trainer.fixed_labels is None else trainer.fixed_labels.cpu())
-        else:
-            x = trainer.sample(self.n_samples)
+        x = figure_samples(trainer, self.n_samples)
         if sample_kind(ds) == "points" and ds.centres is not None:
             m = mode_metrics(x, ds.centres, ds.std, min_count=max(1, round(20 * self.n_samples / 2500)))
             title += f": {m['modes']}/{m['num_modes']} modes, {100 * m['high_quality']:.0f}% HQ"

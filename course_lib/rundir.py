@@ -12,8 +12,10 @@ Rules (the same for the library and the CLI):
   resumes (``mode="resume"``, from a checkpoint in that folder) or replaces it (``mode="overwrite"``);
 * a folder is locked by one run at a time: an advisory ``fcntl.flock`` on ``<folder>/.lock``, which the kernel
   releases when the process exits, is killed or crashes, so a stale lock never blocks a later run. A second run
-  into a busy folder stops at once with a message naming the folder and the PID of the run that holds it.
-  Within one process the lock is shared (re-entrant): the CLI and the trainer it starts may both take it;
+  into a busy folder stops at once with a message naming the folder and the PID of the run that holds it (the
+  lock is taken before the rule above is applied, so a folder whose run is still training is reported as busy).
+  ``python -m course_lib train`` takes it (``GANTrainer`` itself does not). Within one process the lock is
+  shared (re-entrant): code that already holds a folder may enter it again;
 * bad paths (an empty name, an existing file, ``/dev/null``, a name too long, a read-only file system, no write
   permission, ``<folder>/checkpoint.pt`` being a folder) are refused before any data is loaded or any step runs.
 
@@ -209,6 +211,10 @@ class RunFolder:
                 read-only or the folder not writable; ``checkpoint.pt``/``config.json`` inside it is a folder;
                 or (mode ``"new"``) the folder already holds a run, or (mode ``"resume"``) it holds another run.
         """
+        return self._check_paths()._check_run()
+
+    def _check_paths(self) -> "RunFolder":
+        """The checks of the path itself (name, kind, disk, the run files' kinds), before the folder is made."""
         f, p = self.flag, self.path
         if str(self.raw).strip() == "":
             raise RunFolderError(f"{_flag(f)}is empty, which would write the run into the current folder; name a "
@@ -223,10 +229,11 @@ class RunFolder:
             if (p / name).is_dir():
                 raise RunFolderError(f"{_flag(f)}{str(p / name)!r} is a folder, so the run's {name} cannot be "
                                      "written; remove or rename it, or choose another folder")
-        return self._check_run()
+        return self
 
     def _check_run(self) -> "RunFolder":
-        """The rule on the run files already in the folder (checked again under the lock, against races)."""
+        """The rule on the run files already in the folder (``__enter__`` applies it under the lock, so that
+        two runs racing for one folder cannot both pass it)."""
         f, p = self.flag, self.path
         if self.mode == "new" and self.holds_run():
             found = ", ".join(n for n in RUN_FILES if (p / n).exists())
@@ -295,7 +302,8 @@ class RunFolder:
     def clear(self, extra: Iterable[str] = ()) -> list[str]:
         """For ``mode="overwrite"``, under the lock: delete the earlier run's files (``RUN_FILES`` and
         ``extra``, e.g. ``("metrics.json", "samples.png")``) so that the folder never mixes two runs' files.
-        Returns the names deleted. Other files are left alone."""
+        Returns the names deleted. Other files are left alone, and so is ``source`` (the checkpoint being
+        resumed, when it lies in the folder)."""
         if self.mode != "overwrite":
             raise RunFolderError(f"clear() deletes a run's files and needs mode='overwrite', not {self.mode!r}")
         if self._fd is None:
@@ -303,6 +311,8 @@ class RunFolder:
         removed = []
         for name in (*RUN_FILES, *extra):
             target = self.path / name
+            if self.source is not None and target.exists() and _same_file(target, self.source):
+                continue
             if target.is_file() or target.is_symlink():
                 target.unlink()
                 removed.append(name)
@@ -327,10 +337,12 @@ class RunFolder:
             self._fd = None
 
     def __enter__(self) -> "RunFolder":
-        self.check()
+        """Check the path, take the lock, then apply the rule on the run files (under the lock, so that a run
+        still training in the folder is reported as busy, not as a finished run to resume or overwrite)."""
+        self._check_paths()
         self.lock()
         try:
-            return self._check_run()  # again, now that no other run can write here
+            return self._check_run()
         except BaseException:
             self.release()
             raise
@@ -428,25 +440,29 @@ def _size(b: float) -> str:
 
 
 def check_sample_memory(n: int, sample_shape: Sequence[int], available: int | None = None, copies: int = 2,
-                        flag: str = "--n") -> int:
-    """Refuse ``n`` samples that would not fit in memory, before generating any; return the estimated bytes.
+                        flag: str = "--n", latent_dim: int = 0) -> int:
+    """Refuse ``n`` samples that would not fit in memory, before generating any; return the estimated bytes
+    of the samples.
 
     Args:
         n: number of samples.
         sample_shape: one sample's shape, e.g. ``(2,)`` or ``(1, 28, 28)``.
         available: bytes available (default: ``available_memory()``; no check when unknown).
         copies: copies held at the peak (the samples and their NumPy/PNG form).
+        latent_dim: size of the noise vector drawn for every sample at once (``generate`` holds all of it:
+            for 2-D points it is the larger part).
 
     Raises:
-        SampleTooLargeError: ``copies * estimate_bytes(n, sample_shape)`` exceeds ``available``.
+        SampleTooLargeError: ``copies * estimate_bytes(n, sample_shape)`` plus the noise exceeds ``available``.
     """
     need = estimate_bytes(n, sample_shape)
+    per = copies * estimate_bytes(1, sample_shape) + estimate_bytes(1, (latent_dim,))  # bytes per sample
     available = available_memory() if available is None else available
-    if available is not None and need * copies > available:
-        per = estimate_bytes(1, sample_shape)
-        fits = max(1, available // (per * copies))
+    if available is not None and n * per > available:
+        fits = max(1, available // per)
+        noise = f" and its noise ({latent_dim} numbers each)" if latent_dim else ""
         raise SampleTooLargeError(f"{_flag(flag)}{n} samples of shape {tuple(sample_shape)} need about "
-                                  f"{_size(need * copies)} of memory (float32, with one copy for writing), more "
+                                  f"{_size(n * per)} of memory (float32, with one copy for writing{noise}), more "
                                   f"than the {_size(available)} available; ask for fewer, at most about "
                                   f"{flag} {fits}")
     return need

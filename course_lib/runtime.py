@@ -30,11 +30,11 @@ from .utils import env_flag
 
 __all__ = ["NonFiniteLossError", "SpeedOptions", "resolve_speed_options", "dist_info", "setup_processes",
            "setup_distributed", "leave_process_group", "interrupted_message", "stream_seed", "restore_rng",
-           "epoch_permutation", "check_dataset", "progress_bar", "progress_postfix", "StopSignals", "finite_flag",
-           "consensus", "optimizer_tensors", "MaskedUpdate",
-           "ema_update", "load_optimizer", "StepStats", "NonFiniteGuard", "skipped_message",
-           "nonfinite_loss_message", "nonfinite_weights_message", "kept_checkpoint_text", "check_weights_finite",
-           "wrap_for_forward", "run_summary", "convert_sync_batchnorm"]
+           "epoch_permutation", "batches_per_epoch", "check_dataset", "progress_bar", "progress_postfix",
+           "StopSignals", "finite_flag", "consensus", "optimizer_tensors", "MaskedUpdate", "ema_update",
+           "load_optimizer", "StepStats", "NonFiniteGuard", "skipped_message", "nonfinite_loss_message",
+           "nonfinite_weights_message", "kept_checkpoint_text", "check_weights_finite", "wrap_for_forward",
+           "run_summary", "convert_sync_batchnorm"]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -89,6 +89,13 @@ def epoch_permutation(n: int, seed: int, epoch: int, rank: int, world_size: int,
     perm = torch.randperm(n, generator=g)[rank::world_size][:shard_size]
     cuda = device.type == "cuda"
     return (perm.pin_memory() if cuda else perm).to(device, non_blocking=cuda)
+
+
+def batches_per_epoch(n: int, batch_size: int, world_size: int = 1) -> int:
+    """Real batches in one pass over ``n`` samples: each of ``world_size`` processes holds a shard of
+    ``n // world_size`` samples and draws ``batch_size // world_size`` of them per batch (the rest of a shard
+    waits for the next epoch's permutation). ``GANTrainer`` and ``train --epochs`` count epochs by it."""
+    return (n // world_size) // max(1, batch_size // world_size)
 
 
 def check_dataset(dataset: Any, conditional: bool, local_batch: int, world_size: int) -> tuple[int, int | None]:

@@ -52,6 +52,7 @@ from torch import nn
 from . import data as data_mod
 from .device import get_device
 from .runtime import convert_sync_batchnorm  # noqa: F401 - re-exported: the speed options in one place
+from .runtime import dist_info
 from .utils import check_bool, check_int
 
 __all__ = ["measure_throughput", "measure_plain_loop", "compare_loops", "PlainLoop", "random_images",
@@ -87,8 +88,7 @@ def _check_counts(steps: Any, warmup: Any) -> None:
 
 def random_images(n: int, channels: int = 3, size: int = 32, seed: int = 0) -> data_mod.Dataset:
     """A ``Dataset`` of ``n`` uniform-noise images (n, channels, size, size), float32 in [-1, 1], for timing."""
-    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+    check_int("n", n)
     data_mod.check_image_size(size)
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(n, channels, size, size, generator=g) * 2 - 1
@@ -241,8 +241,7 @@ def compare_loops(trainer: Any, plain: PlainLoop, steps: int = 20, warmup: int =
     ``ratio_cpu`` (the same per CPU-second), ``ratio_median_of_pairs`` (median over consecutive chunk pairs).
     """
     _check_counts(steps, warmup)
-    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk <= 0:
-        raise ValueError(f"chunk must be a positive integer, got {chunk!r}")
+    check_int("chunk", chunk)
     if trainer.config.batch_size != plain.batch_size:
         raise ValueError(f"the loops use different batch sizes ({trainer.config.batch_size} and "
                          f"{plain.batch_size}): compare them at the same batch size")
@@ -985,7 +984,7 @@ def _scaling_worker(spec: dict[str, Any]) -> None:
     from .train import GANTrainer, TrainConfig
 
     torch.set_num_threads(spec["threads"])
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = dist_info()[2]
     cfg = TrainConfig.for_data("mnist", image_size=spec["image_size"], batch_size=spec["per_process_batch"] * world,
                                g_width=spec["width"], d_width=spec["width"], ema_decay=None, device=spec["device"],
                                amp="off", compile=False, steps=10**9)

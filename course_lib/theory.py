@@ -15,7 +15,6 @@ r"""The maths of GAN theory, computed (notebooks 01 and 02; ``widgets.divergence
 """
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import torch

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from . import data as data_mod
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, check_finite_weights, load_checkpoint, save_checkpoint
 from .config import (AMP_CHOICES, LR_SCHEDULES, MODEL_FIELDS, NAN_POLICIES, RESUMABLE_FIELDS, ResumeConflictError,
                      TrainConfig, resume_config)
 from .device import seed_everything
@@ -379,10 +379,9 @@ class GANTrainer:
         for scaler, key in ((self.scaler_G, "scaler_G"), (self.scaler_D, "scaler_D")):
             if scaler.is_enabled() and state.get(key):  # a float16 run resumed in float16
                 scaler.load_state_dict(state[key])
-        self.step, self.batches_drawn = int(state["step"]), int(state.get("batches_drawn", 0))
-        self.skipped_steps = int(state.get("skipped_steps", 0))
+        self.step = self._read_at = int(state["step"])
+        self.batches_drawn, self.skipped_steps = int(state.get("batches_drawn", 0)), int(state.get("skipped_steps", 0))
         self._history = {k: list(state.get("history", {}).get(k, [])) for k in HISTORY_KEYS}
-        self._read_at = self.step
         self.guard.reset()
         restore_rng(self.rng, state, self.rank, self.world_size, self.config.seed)
         self._perm_cache = None
@@ -394,6 +393,7 @@ class GANTrainer:
         """Resume a run: the checkpoint's config with ``changes`` (``config.resume_config``: only the fields of
         ``RESUMABLE_FIELDS`` may differ from the saved values; ``steps`` is the new total), then its state."""
         state = load_checkpoint(path)
+        check_finite_weights(state, "resuming", keys=("G", "D", "G_ema"), source=f"checkpoint {str(path)!r}")
         config = resume_config(state["config"], state["step"], changes, source=f"checkpoint {path}")
         trainer = cls(config, dataset=dataset, out_dir=out_dir, callbacks=callbacks, verbose=verbose)
         trainer.load_state_dict(state, source=f"checkpoint {path}")

@@ -1,23 +1,29 @@
 """Bad input is refused with a message that names the problem (and, where there is one, the fix): datasets,
 configurations, devices, models, sampling, losses, checkpoint files and the command line, in one table.
 
-Cases that test_train.py (config errors, batch larger than the data, checkpoint mismatch) and test_cli.py (bad
-arguments, missing checkpoint, options that resuming cannot change) check already are not repeated here; files that
-would run code are in test_untrusted_checkpoints.py.
+Every case of issue 12 ("runs you can trust": its BUG and WEAK lists) has a row here too, marked "issue 12", so
+that the table is the one place that shows them all. Their deeper tests (doctored checkpoint fields, the
+kill -9 fault injection, the lock, full disks, umask) are in test_checkpoint_integrity.py, test_rundir.py,
+test_cli_runs.py, test_resume_rules.py and test_device.py; files that would run code are in
+test_untrusted_checkpoints.py.
 """
 from __future__ import annotations
 
+import gzip
 import re
+import struct
 
+import numpy as np
 import pytest
 import torch
 
 from course_lib import checkpoint as ckpt_mod
-from course_lib import data, losses
+from course_lib import data, losses, metrics
 from course_lib.checkpoint import CheckpointError, load_checkpoint
 from course_lib.cli import main
 from course_lib.data import Dataset
-from course_lib.device import DeviceError, get_device
+from course_lib.device import DeviceError, get_device, seed_everything
+from course_lib.sampling import load_generator
 from course_lib.models import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
 from course_lib.train import GANTrainer, TrainConfig, generate
 
@@ -34,6 +40,37 @@ def _three_channel_digits() -> Dataset:
 def _trainer_with_other_widths(c):
     G, D = MLPGenerator(8, 2, hidden=64), MLPDiscriminator(2, hidden=64)
     GANTrainer(c.ring_config(steps=2), dataset=c.ring, G=G, D=D, verbose=False).load_state_dict(c.state)
+
+
+def _one_byte_changed(c):
+    """A copy of the ring8 checkpoint with one byte (a third of the way in) changed."""
+    path = c.root / "one_byte.pt"
+    if not path.exists():
+        raw = bytearray(c.ring_ckpt.read_bytes())
+        raw[len(raw) // 3] ^= 0x01
+        path.write_bytes(bytes(raw))
+    return path
+
+
+def _nan_weights(c):
+    """The ring8 checkpoint with NaN generator weights (and no EMA), saved with a valid checksum."""
+    path = c.root / "nan_weights.pt"
+    if not path.exists():
+        state = {k: v for k, v in c.state.items() if k not in ("format", "version", "checksum")}
+        state["G"] = {k: torch.full_like(v, float("nan")) for k, v in state["G"].items()}
+        state["G_ema"] = None
+        ckpt_mod.save_checkpoint(state, path)
+    return path
+
+
+def _folder_with_checkpoint_folder(c):
+    (c.root / "cp_dir" / "checkpoint.pt").mkdir(parents=True, exist_ok=True)
+    return c.root / "cp_dir"
+
+
+def _a_file(c):
+    (c.root / "a_file").write_text("x")
+    return c.root / "a_file"
 
 
 COND_G = DCGANGenerator(latent_dim=16, channels=1, image_size=8, width=8, num_classes=10)
@@ -103,6 +140,8 @@ BAD_INPUTS = [
     ("folder instead of checkpoint", lambda c: load_checkpoint(c.root / "ring"), CheckpointError,
      r"is a folder, not a checkpoint file; did you mean .*checkpoint\.pt"),
     ("empty checkpoint", lambda c: load_checkpoint(c.empty), CheckpointError, r"is empty \(0 bytes\)"),
+    ("checkpoint /dev/null", lambda c: load_checkpoint("/dev/null"), CheckpointError,
+     r"'/dev/null' is not a regular file \(a device or a pipe\)"),
     ("truncated checkpoint", lambda c: load_checkpoint(c.truncated), CheckpointError,
      r"truncated or corrupt and cannot be read"),
     ("checkpoint from a newer format version", lambda c: load_checkpoint(c.newer), CheckpointError,
@@ -152,7 +191,107 @@ BAD_INPUTS = [
     ("CLI resume from a newer format version",
      lambda c: ["train", "--resume", str(c.newer), "--out", str(c.root / "o")], CLI_ERROR,
      rf"format version {NEWER}.*upgrade course_lib"),
-
+    # ---- issue 12, BUG list: wrong results or lost work, now refusals
+    ("issue 12 BUG 1: CLI resume with another --data",
+     lambda c: ["train", "--resume", str(c.ring_ckpt), "--data", "digits", "--out", str(c.root / "r1"), "--steps",
+                "7"], CLI_ERROR, r"--data cannot be changed when resuming.*only --steps, --device, --amp"),
+    ("issue 12 BUG 1: CLI resume with another --seed",
+     lambda c: ["train", "--resume", str(c.ring_ckpt), "--seed", "5", "--out", str(c.root / "r1"), "--steps", "7"],
+     CLI_ERROR, r"--seed cannot be changed when resuming"),
+    ("issue 12 BUG 1: library resume with another loss",
+     lambda c: GANTrainer.from_checkpoint(c.ring_ckpt, loss="hinge", verbose=False), CheckpointError,
+     r"cannot change \['loss'\] when resuming: they define the run saved in checkpoint"),
+    ("issue 12 BUG 2: CLI resume to a step not beyond the checkpoint's",
+     lambda c: ["train", "--resume", str(c.ring_ckpt), "--out", str(c.root / "r5"), "--steps", "1"], CLI_ERROR,
+     r"steps=1 is not beyond the step 2 of checkpoint .*give more than 2 to train further"),
+    ("issue 12 BUG 3: library resume on another dataset of the same shape",
+     lambda c: GANTrainer.from_checkpoint(c.ring_ckpt, dataset=data.load("grid25"), verbose=False),
+     CheckpointError, r"trained on the data 'ring8', but this dataset is 'grid25'; resume with the same data"),
+    ("issue 12 BUG 4: a checkpoint with one byte changed", lambda c: load_checkpoint(_one_byte_changed(c)),
+     ckpt_mod.CheckpointDamagedError, r"is damaged: its contents do not match the SHA-256 checksum"),
+    ("issue 12 BUG 4: CLI sample from a checkpoint with one byte changed",
+     lambda c: ["sample", "--checkpoint", str(_one_byte_changed(c)), "--out", str(c.root / "s.npy")], CLI_ERROR,
+     r"is damaged: its contents do not match the SHA-256 checksum .*Use an earlier checkpoint or train again"),
+    ("issue 12 BUG 5: NaN generator weights loaded for sampling", lambda c: load_generator(_nan_weights(c)),
+     CheckpointError, r"generator's weights are not finite \(NaN or inf.* so it cannot be used for sampling"),
+    ("issue 12 BUG 5: CLI sample from NaN generator weights",
+     lambda c: ["sample", "--checkpoint", str(_nan_weights(c)), "--out", str(c.root / "s.npy")], CLI_ERROR,
+     r"weights are not finite .*cannot be used for sampling"),
+    ("issue 12 BUG 5: CLI evaluate NaN generator weights",
+     lambda c: ["evaluate", "--checkpoint", str(_nan_weights(c)), "--out", str(c.root / "e.json")], CLI_ERROR,
+     r"weights are not finite .*cannot be used for evaluation"),
+    ("issue 12 BUG 7: CLI new run into a folder that holds a run",
+     lambda c: ["train", "--data", "grid25", "--out", str(c.ring_ckpt.parent), "--steps", "2"], CLI_ERROR,
+     r"already holds a run \(checkpoint\.pt\); a new run would replace it\. Pass --resume .* --overwrite"),
+    ("issue 12 BUG 8: string boolean spectral_norm='no'",
+     lambda c: TrainConfig.for_data("digits", spectral_norm="no"), TypeError,
+     r"spectral_norm must be True or False, got 'no' \(str\)"),
+    ("issue 12 BUG 8: string boolean fallback='no'", lambda c: TrainConfig.for_data("digits", fallback="no"),
+     TypeError, r"fallback must be True or False, got 'no'"),
+    ("issue 12 BUG 8: r1_gamma=True", lambda c: TrainConfig.for_data("ring8", r1_gamma=True), ValueError,
+     r"r1_gamma must be a non-negative number, got True"),
+    ("issue 12 BUG 10: label 15 with num_classes=10",
+     lambda c: Dataset("mine", torch.zeros(3, 1, 8, 8), torch.tensor([0, 1, 15]), "images", 10), ValueError,
+     r"labels must lie in \[0, 10\) for num_classes=10, got values from 0 to 15"),
+    ("issue 12 BUG 10: label -1 with num_classes=10",
+     lambda c: Dataset("mine", torch.zeros(3, 1, 8, 8), torch.tensor([-1, 1, 2]), "images", 10), ValueError,
+     r"labels must lie in \[0, 10\) .*got values from -1 to 2"),
+    ("issue 12 BUG 11: negative-definite covariance",
+     lambda c: metrics.frechet_distance_gaussians(np.zeros(3), -np.eye(3), np.zeros(3), -np.eye(3)), ValueError,
+     r"cov1 is not positive semi-definite"),
+    # ---- issue 12, WEAK list: one clear line each
+    ("issue 12: seed 2**64", lambda c: seed_everything(2**64), ValueError,
+     r"seed must be an integer in \[0, 2\*\*63 - 1\] \(a 64-bit seed\), got 18446744073709551616"),
+    ("issue 12: CLI train --seed 2**64", lambda c: ["train", "--seed", str(2**64), "--out", str(c.root / "o")],
+     CLI_ERROR, r"seed must be an integer in \[0, 2\*\*63 - 1\]"),
+    ("issue 12: CLI sample --seed 2**64",
+     lambda c: ["sample", "--checkpoint", str(c.ring_ckpt), "--seed", str(2**64), "--out", str(c.root / "s.npy")],
+     USAGE, r"--seed: expected a seed in \[0, 2\*\*63 - 1\] \(64-bit\)"),
+    ("issue 12: CLI --device cpu:abc", lambda c: ["train", "--device", "cpu:abc", "--out", str(c.root / "o")],
+     CLI_ERROR, r"device 'cpu:abc' has an invalid index 'abc'"),
+    ("issue 12: CLI --out an existing file", lambda c: ["train", "--out", str(_a_file(c))], CLI_ERROR,
+     r"--out '.*a_file' is a file; a run needs a folder"),
+    ("issue 12: CLI --out /dev/null", lambda c: ["train", "--out", "/dev/null"], CLI_ERROR,
+     r"--out '/dev/null' is not a folder \(a device or a pipe\)"),
+    ("issue 12: CLI --out a 300-character name", lambda c: ["train", "--out", str(c.root / ("r" * 300))],
+     CLI_ERROR, r"has a name of 300 bytes, longer than this file system allows"),
+    ("issue 12: CLI --out empty", lambda c: ["train", "--out", ""], CLI_ERROR,
+     r"--out is empty, which would write the run into the current folder"),
+    ("issue 12: CLI <out>/checkpoint.pt a folder",
+     lambda c: ["train", "--out", str(_folder_with_checkpoint_folder(c))], CLI_ERROR,
+     r"checkpoint\.pt' is a folder, so the run's checkpoint\.pt cannot be written"),
+    ("issue 12: CLI sample --out an existing folder",
+     lambda c: ["sample", "--checkpoint", str(c.ring_ckpt), "--out", str(c.root)], CLI_ERROR,
+     r"--out '.*' is an existing folder, not a file; name the samples file inside it"),
+    ("issue 12: CLI evaluate --out an existing folder",
+     lambda c: ["evaluate", "--checkpoint", str(c.ring_ckpt), "--out", str(c.root)], CLI_ERROR,
+     r"--out '.*' is an existing folder, not a file; name the evaluation file inside it"),
+    ("issue 12: CLI sample --n 99999999999999",
+     lambda c: ["sample", "--checkpoint", str(c.ring_ckpt), "--n", "99999999999999", "--out", str(c.root / "s.npy")],
+     CLI_ERROR, r"--n 99999999999999 samples of shape \(2,\) need about .* of memory.*ask for fewer"),
+    # 8 PB: more than any address space, so the allocation fails at once even where memory is overcommitted
+    ("CLI networks too large for the memory",
+     lambda c: ["train", "--g-width", "1000000000000000", "--out", str(c.root / "o"), "--steps", "2"], CLI_ERROR,
+     r"^error: out of memory \(an allocation of \d+ bytes failed\): .*choose smaller sizes \(--g-width"),
+    ("issue 12: betas a single float", lambda c: TrainConfig.for_data("ring8", betas=0.5), ValueError,
+     r"betas must be two numbers in \[0, 1\), such as \(0\.5, 0\.999\), got 0\.5"),
+    ("issue 12: device an integer", lambda c: TrainConfig.for_data("ring8", device=1), TypeError,
+     r"device must be a string such as 'auto', 'cpu'"),
+    ("issue 12: sample batch_size 0", lambda c: generate(MLP_G, 4, 8, CPU, batch_size=0), ValueError,
+     r"batch_size must be a positive integer, got 0"),
+    ("issue 12: sample batch_size -1", lambda c: generate(MLP_G, 4, 8, CPU, batch_size=-1), ValueError,
+     r"batch_size must be a positive integer, got -1"),
+    ("issue 12: mode_metrics on NaN samples",
+     lambda c: metrics.mode_metrics(torch.full((10, 2), float("nan")), c.ring.centres, c.ring.std), ValueError,
+     r"samples contain NaN or infinite values"),
+    ("issue 12: empty centres", lambda c: metrics.mode_metrics(c.ring.x, torch.zeros(0, 2), c.ring.std),
+     ValueError, r"centres is empty"),
+    ("issue 12: memorisation with no rows",
+     lambda c: metrics.memorisation(torch.zeros(0, 16), torch.zeros(5, 16), torch.zeros(5, 16)), ValueError,
+     r"fake has 0 rows"),
+    ("issue 12: complex input to frechet_distance",
+     lambda c: metrics.frechet_distance(np.ones((10, 3)) * (1 + 1j), np.ones((10, 3))), ValueError,
+     r"holds complex numbers; features must be real"),
 ]
 
 
@@ -183,3 +322,48 @@ def test_bad_input_is_refused_with_a_message_naming_the_problem(name, make, expe
         with pytest.raises(expected) as exc:
             make(ctx)
         assert re.search(pattern, str(exc.value), re.S), str(exc.value)
+
+
+# ----------------------------------------------------------------------------- issue 12: cases needing a setting
+@pytest.mark.parametrize("value, pattern", [
+    ("tpu", r"^error: COURSE_DEVICE='tpu': unknown device 'tpu'; valid choices are auto, cpu, cuda, mps"),
+    ("cpu:xyz", r"^error: COURSE_DEVICE='cpu:xyz': device 'cpu:xyz' has an invalid index 'xyz'"),
+])
+def test_issue12_a_bad_course_device_is_one_line_naming_the_variable(value, pattern, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("COURSE_DEVICE", value)
+    assert main(["train", "--out", str(tmp_path / "o"), "--steps", "2", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert re.search(pattern, err) and len(err.strip().splitlines()) == 1, err
+    assert "unknown device 'auto'" not in err and not (tmp_path / "o").exists()
+
+
+def _idx(arr: torch.Tensor) -> bytes:
+    return bytes([0, 0, 8, arr.dim()]) + struct.pack(f">{arr.dim()}I", *arr.shape) + arr.numpy().tobytes()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty"])
+def test_issue12_corrupt_mnist_at_the_cli_names_the_file_and_falls_back_when_asked(damage, tmp_path, monkeypatch,
+                                                                                  capsys):
+    """BUG 9: a damaged idx file gave a bare AssertionError (empty: "invalid literal for int()"), and no fallback."""
+    monkeypatch.setenv("COURSE_OFFLINE", "1")
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setitem(data.SYSTEM_DIRS, "mnist", ())
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for split, n in (("train", 30), ("t10k", 10)):
+        (folder / f"{split}-images-idx3-ubyte.gz").write_bytes(gzip.compress(_idx(torch.zeros(n, 28, 28,
+                                                                                              dtype=torch.uint8))))
+        (folder / f"{split}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(_idx((torch.arange(n) % 10).to(
+            torch.uint8))))
+    bad = folder / "train-images-idx3-ubyte.gz"
+    bad.write_bytes(b"" if damage == "empty" else bad.read_bytes()[:60])
+    tiny = ["--image-size", "8", "--g-width", "8", "--d-width", "8", "--latent-dim", "8", "--batch-size", "16",
+            "--steps", "1", "--quiet"]
+    assert main(["train", "--data", "mnist", "--out", str(tmp_path / "a"), *tiny]) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"^error: the data file .*train-images-idx3-ubyte\.gz is damaged: .*download it again", err), err
+    assert len(err.strip().splitlines()) == 1 and "AssertionError" not in err and "invalid literal" not in err
+    with pytest.warns(UserWarning, match=r"mnist is unavailable .*train-images-idx3-ubyte\.gz is damaged.*falling "
+                                         r"back to the offline 'digits'"):
+        assert main(["train", "--data", "mnist", "--fallback", "--out", str(tmp_path / "b"), *tiny]) == 0
+    assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["data_info"]["name"] == "digits"

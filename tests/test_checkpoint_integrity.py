@@ -23,7 +23,9 @@ from course_lib import checkpoint as ckpt_mod
 from course_lib.checkpoint import (FORMAT_VERSION, CheckpointDamagedError, CheckpointError, CheckpointSaveError,
                                    UnverifiedCheckpointWarning, check_finite_weights, load_checkpoint,
                                    save_checkpoint, state_checksum, validate_state)
-from course_lib.train import GANTrainer, TrainConfig
+from course_lib.train import GANTrainer
+
+from conftest import make_ring_config  # tests/ is on sys.path: the one small ring8 config
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -34,8 +36,7 @@ def saved(tmp_path_factory):
     """A real checkpoint of a 2-step ring8 run (MLP, Adam, EMA when the recipe has one), and its state."""
     root = tmp_path_factory.mktemp("integrity")
     torch.set_num_threads(1)
-    config = TrainConfig.for_data("ring8", steps=2, batch_size=64, g_width=32, d_width=32, ema_decay=0.9)
-    GANTrainer(config, out_dir=root, verbose=False).fit()
+    GANTrainer(make_ring_config(steps=2, ema_decay=0.9), out_dir=root, verbose=False).fit()
     path = root / "checkpoint.pt"
     return path, load_checkpoint(path)
 

@@ -58,6 +58,27 @@ def test_train_digits_in_process_and_sample_images(tmp_path, capsys):
     assert json.loads((plain / "config.json").read_text())["conditional"] is False
 
 
+def test_samples_png_and_the_live_plot_draw_the_same_samples_through_one_function(tmp_path, monkeypatch):
+    """``train``'s samples.png and ``LivePlot`` both take plots.figure_samples and draw with plots.sample_figure."""
+    import matplotlib.pyplot as plt
+    import torch
+
+    from course_lib import plots
+    from course_lib.train import GANTrainer
+
+    drawn = []
+    real = plots.sample_figure
+    monkeypatch.setattr(plots, "sample_figure", lambda x, ds, **kw: drawn.append((x, ds.name)) or real(x, ds, **kw))
+    out = tmp_path / "d"
+    assert main(["train", "--data", "digits", "--out", str(out), "--steps", "2", "--batch-size", "32",
+                 "--image-size", "8", "--quiet"]) == 0
+    trainer = GANTrainer.from_checkpoint(out / "checkpoint.pt", verbose=False)
+    plt.close(plots.LivePlot(live=False).draw(trainer))
+    (cli_x, cli_data), (live_x, live_data) = drawn
+    assert cli_data == live_data == "digits" and cli_x.shape == (64, 1, 8, 8)  # the 64 images of the fixed noise
+    assert torch.equal(cli_x, live_x) and torch.equal(cli_x, plots.figure_samples(trainer))
+
+
 def test_resume_continues_to_more_steps(tmp_path, capsys):
     out = tmp_path / "r"
     assert main(["train", "--data", "ring8", "--out", str(out), "--steps", "10", "--batch-size", "32", "--quiet"]) == 0
@@ -66,12 +87,18 @@ def test_resume_continues_to_more_steps(tmp_path, capsys):
     assert m["final"]["steps"] == 15 and len(m["history"]["g_loss"]) == 15
 
 
-def test_epochs_option(tmp_path):
+def test_epochs_option(tmp_path, monkeypatch):
+    from course_lib.train import GANTrainer
+
+    built = []
+    init = GANTrainer.__init__
+    monkeypatch.setattr(GANTrainer, "__init__", lambda self, *a, **kw: (built.append(1), init(self, *a, **kw))[1])
     out = tmp_path / "e"
     assert main(["train", "--data", "digits", "--out", str(out), "--epochs", "1", "--batch-size", "256",
                  "--image-size", "8", "--quiet"]) == 0
-    # 1,438 training digits / 256 per batch = 5 full batches per epoch
+    # 1,438 training digits / 256 per batch = 5 full batches per epoch (runtime.batches_per_epoch, as the trainer)
     assert json.loads((out / "metrics.json").read_text())["final"]["steps"] == 5
+    assert len(built) == 1, "the steps of --epochs come from the data, not from a probe trainer"
 
 
 @pytest.mark.parametrize("command", [[], ["train"], ["sample"]])
@@ -112,12 +139,32 @@ def test_train_flags_are_built_from_the_config_fields():
 
     train = build_parser()._subparsers._group_actions[0].choices["train"]
     flags = {s for a in train._actions for s in a.option_strings}
+    actions = {a.dest: a for a in train._actions}
     for f in dataclasses.fields(TrainConfig):
         if f.metadata["cli"] is not False:
             assert (f.metadata["flag"] or "--" + f.name.replace("_", "-")) in flags, f.name
+            # help text and choices come from the field's metadata, the value from the recipe unless given
+            assert actions[f.name].help.startswith(f.metadata["help"]) and actions[f.name].default is None, f.name
+            assert tuple(actions[f.name].choices or ()) == tuple(f.metadata["choices"]), f.name
+        else:
+            assert f.name not in actions, f.name
     # the names of the hand-written era keep working
     assert {"--lr", "--ema", "--epochs", "--compile", "--no-compile", "--no-channels-last", "--fallback",
             "--conditional", "--no-conditional", "--quiet", "--resume", "--out"} <= flags
+
+
+def test_the_resume_rule_in_help_and_errors_is_the_library_rule():
+    """--help and the resume error list the flags of config.RESUMABLE_FIELDS, written nowhere by hand."""
+    import dataclasses
+
+    from course_lib.cli import _resumable_flags, build_parser
+    from course_lib.config import RESUMABLE_FIELDS, TrainConfig
+
+    cli_fields = [f for f in dataclasses.fields(TrainConfig) if f.metadata["cli"] is not False]
+    want = [f.metadata["flag"] or "--" + f.name.replace("_", "-") for f in cli_fields if f.name in RESUMABLE_FIELDS]
+    assert _resumable_flags() == want and {"--steps", "--log-every", "--nan-policy", "--amp"} <= set(want)
+    description = build_parser()._subparsers._group_actions[0].choices["train"].description
+    assert f"only {', '.join(want)} may differ" in description
 
 
 @pytest.fixture
@@ -143,7 +190,7 @@ def test_library_and_cli_refuse_the_same_options_on_resume(ring_run, tmp_path, c
     assert main(["train", "--resume", str(ring_run), "--out", str(tmp_path / "r"), "--steps", "7", *args,
                  "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert f"{flag} cannot be changed when resuming" in err and "--steps" in err
+    assert f"{flag} cannot be changed when resuming" in err and "--steps" in err and "--log-every" in err
     assert not (tmp_path / "r").exists()  # nothing written
     with pytest.raises(ResumeConflictError) as exc:
         GANTrainer.from_checkpoint(ring_run, verbose=False, **{field: value})

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib import env_check
+from course_lib import data, env_check
 
 
 def test_package_versions_reports_installed_and_missing():
@@ -16,6 +16,7 @@ def test_package_versions_reports_installed_and_missing():
 
 def test_dataset_status_offline_without_files(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_OFFLINE", "1")
+    monkeypatch.setattr(data, "SYSTEM_DIRS", {})  # no Debian package either
     s = env_check.dataset_status(tmp_path)
     assert s["ring8"] == s["grid25"] == s["mixture1d"] == s["digits"] == "available"
     assert s["mnist"].startswith("unavailable") and "COURSE_OFFLINE" in s["mnist"] and str(tmp_path) in s["mnist"]
@@ -24,6 +25,7 @@ def test_dataset_status_offline_without_files(tmp_path, monkeypatch):
 
 def test_dataset_status_online_says_downloadable(tmp_path, monkeypatch):
     monkeypatch.delenv("COURSE_OFFLINE", raising=False)
+    monkeypatch.setattr(data, "SYSTEM_DIRS", {})
     s = env_check.dataset_status(tmp_path)
     assert s["fashion-mnist"].startswith("downloadable")
     assert list(tmp_path.iterdir()) == []
@@ -32,6 +34,7 @@ def test_dataset_status_online_says_downloadable(tmp_path, monkeypatch):
 def test_dataset_status_finds_existing_mnist_files(tmp_path, monkeypatch):
     """Tiny valid idx files in torchvision's layout count as 'available' even offline."""
     monkeypatch.setenv("COURSE_OFFLINE", "1")
+    monkeypatch.setattr(data, "SYSTEM_DIRS", {})
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
     n = 3
@@ -46,6 +49,19 @@ def test_dataset_status_finds_existing_mnist_files(tmp_path, monkeypatch):
     s = env_check.dataset_status(tmp_path)
     assert s["mnist"] == "available", s["mnist"]
     assert s["fashion-mnist"].startswith("unavailable")
+
+
+def test_dataset_status_agrees_with_where_data_load_looks(tmp_path, monkeypatch):
+    """The Debian package's folder counts: the report says 'available' exactly when data.load would read files."""
+    monkeypatch.setenv("COURSE_OFFLINE", "1")
+    package = tmp_path / "usr-share-datasets-fashion-mnist"
+    package.mkdir()
+    for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"):
+        (package / f"{stem}.gz").write_bytes(b"")  # presence is what is reported; load checks the contents
+    monkeypatch.setattr(data, "SYSTEM_DIRS", {"fashion-mnist": (package,)})
+    s = env_check.dataset_status(tmp_path / "empty")
+    assert s["fashion-mnist"] == "available" and s["mnist"].startswith("unavailable")
+    assert data.idx_files("fashion-mnist", "train", tmp_path / "empty")[0].parent == package
 
 
 def test_report_prints_and_returns(monkeypatch, tmp_path):

@@ -132,6 +132,14 @@ def test_overwrite_is_allowed_and_clear_removes_only_the_earlier_runs_files(tmp_
         RunFolder(tmp_path, mode="overwrite").clear()
 
 
+def test_overwrite_never_deletes_the_checkpoint_it_resumes(tmp_path):
+    for name in ("checkpoint.pt", "config.json"):
+        (tmp_path / name).write_text("old")
+    with RunFolder(tmp_path, mode="overwrite", source=tmp_path / "." / "checkpoint.pt") as run:
+        assert run.clear() == ["config.json"]
+    assert (tmp_path / "checkpoint.pt").read_text() == "old"
+
+
 # ============================================================================ the lock, across processes
 HOLDER = textwrap.dedent("""
     import sys, time
@@ -169,6 +177,24 @@ def test_a_second_run_into_a_busy_folder_stops_naming_the_folder_and_the_holders
         if holder.poll() is None:
             holder.kill()
             holder.wait()
+
+
+@posix_only
+@pytest.mark.parametrize("mode", ["new", "resume", "overwrite"])
+def test_a_folder_whose_run_is_still_training_is_reported_busy_in_every_mode(tmp_path, mode):
+    """The issue's race: a run is training into the folder (its checkpoint is already there) and a second run
+    starts. It is told that the folder is in use, not invited to --resume or --overwrite a run that is running."""
+    (tmp_path / "checkpoint.pt").write_text("the running run's")
+    holder = _holder(tmp_path, 60)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunFolderBusyError, match=rf"is in use by another run \(process {holder.pid} holds"):
+            with RunFolder(tmp_path, mode=mode, source=tmp_path / "checkpoint.pt"):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    assert (tmp_path / "checkpoint.pt").read_text() == "the running run's"
 
 
 @posix_only
@@ -236,6 +262,14 @@ def test_a_sample_too_large_for_memory_is_refused_with_a_size_that_fits():
     with pytest.raises(SampleTooLargeError, match=r"at most about --n 64$"):
         check_sample_memory(1000, (1, 8, 8), available=64 * 256 * 2)
     assert check_sample_memory(64, (1, 8, 8), available=64 * 256 * 2) == 64 * 256
+
+
+def test_the_noise_counts_too_for_points_it_is_most_of_the_memory():
+    available = 1000 * 2 * 8  # two float32 copies of 1000 two-dimensional points
+    assert check_sample_memory(1000, (2,), available=available) == 1000 * 8
+    with pytest.raises(SampleTooLargeError, match=r"with one copy for writing and its noise \(8 numbers each\)\), "
+                                                  r"more than .* at most about --n 333$"):
+        check_sample_memory(1000, (2,), available=available, latent_dim=8)
 
 
 def test_estimate_bytes_and_unknown_memory(monkeypatch):

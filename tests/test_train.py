@@ -1,5 +1,6 @@
 """The training loop: learning, history, n_critic, EMA, callbacks, checkpoints and exact resume; the step
-functions d_step / g_step; the config's validation table; the one resume rule."""
+functions d_step / g_step; the config's validation table; the one resume rule. (A NaN loss: test_nonfinite.py;
+resuming after Ctrl-C or a kill: test_resume.py.)"""
 import dataclasses
 import json
 
@@ -10,15 +11,9 @@ from course_lib import data, metrics, runtime
 from course_lib import train as train_mod
 from course_lib.checkpoint import FORMAT_VERSION, CheckpointError, load_checkpoint
 from course_lib.config import MODEL_FIELDS, RESUMABLE_FIELDS
-from course_lib.train import GANTrainer, NonFiniteLossError, ResumeConflictError, TrainConfig, load_generator
+from course_lib.train import GANTrainer, ResumeConflictError, TrainConfig, load_generator
 
-
-def small(data_name="ring8", **kw):
-    base = dict(steps=30, batch_size=64, checkpoint_every=10, device="cpu")
-    if data_name == "digits":
-        base.update(image_size=8, g_width=8, d_width=8, latent_dim=16, batch_size=32, conditional=False)
-    base.update(kw)
-    return TrainConfig.for_data(data_name, **base)
+from conftest import make_small_config as small  # tests/ is on sys.path: the one small config
 
 
 def nearest_distance(x, centres):
@@ -116,7 +111,8 @@ def states_equal(a: GANTrainer, b: GANTrainer) -> None:
     assert a.history == b.history and a.step == b.step
 
 
-@pytest.mark.parametrize("name, extra", [("ring8", {}), ("digits", {"ema_decay": 0.99}),
+# ring8 and unconditional digits with EMA, resumed after a Ctrl-C: tests/test_resume.py; here the cases it lacks
+@pytest.mark.parametrize("name, extra", [("digits", {"ema_decay": 0.99, "conditional": True}),
                                          ("ring8", {"loss": "wgan-gp", "steps": 12})])
 def test_resume_equals_uninterrupted_run(tmp_path, name, extra):
     cfg = small(name, **extra)
@@ -181,20 +177,6 @@ def test_checkpoint_mismatch_is_named(tmp_path):
         other.load_state_dict(load_checkpoint(tmp_path / "c.pt"))
     with pytest.raises(CheckpointError, match="cannot change .*latent_dim"):
         GANTrainer.from_checkpoint(tmp_path / "c.pt", latent_dim=32)
-
-
-def test_nan_loss_stops_with_step_and_keeps_checkpoint(tmp_path):
-    cfg = small(steps=40, checkpoint_every=10)
-    trainer = GANTrainer(cfg, out_dir=tmp_path, verbose=False)
-
-    def poison(t):
-        if t.step == 20:  # from now on D returns NaN
-            t.D.net[-1].bias.data.fill_(float("nan"))
-    trainer.callbacks = [poison]
-    trainer.config.callback_every = 1
-    with pytest.raises(NonFiniteLossError, match=r"step 21: .*learning rate.*amp"):
-        trainer.fit()
-    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 20
 
 
 def test_batch_larger_than_dataset_and_world_size_errors():
@@ -377,3 +359,16 @@ def test_stream_seeds_are_the_documented_formulas():
     assert 0 <= runtime.stream_seed("noise", 2**63 - 1) < 2**63
     with pytest.raises(ValueError, match="unknown random stream 'z'"):
         runtime.stream_seed("z", 0)
+
+
+def test_an_epoch_is_runtime_batches_per_epoch_batches():
+    """The trainer and ``train --epochs`` count an epoch the same way (``runtime.batches_per_epoch``)."""
+    tr = GANTrainer(small("digits", batch_size=256), verbose=False)
+    k = runtime.batches_per_epoch(len(tr.dataset), 256, 1)
+    assert k == len(tr.dataset) // 256 == 5  # 1,438 training digits
+    for _ in range(k):
+        tr._real_batch()
+    assert tr._perm_cache[0] == 0
+    tr._real_batch()  # the first batch of the next epoch's permutation
+    assert tr._perm_cache[0] == 1
+    assert runtime.batches_per_epoch(1000, 64, 4) == (1000 // 4) // 16
