@@ -53,6 +53,10 @@ def _optional_positive_int(name: str, v: Any) -> None:
     check_int(name, v, allow_none=True)
 
 
+def _nonneg_int(name: str, v: Any) -> None:
+    check_int(name, v, minimum=0)
+
+
 def _seed(name: str, v: Any) -> None:
     check_seed(v, name)
 
@@ -156,6 +160,9 @@ class TrainConfig:
                         choices=tuple(MODELS), model=True)
     loss: str = option("nonsaturating", "GAN loss", _choice("loss", "losses"), choices=tuple(LOSSES))
     latent_dim: int = option(8, "size of z", _positive_int, model=True, cli="positive_int")
+    latent_codes: int = option(0, "read the first K of z's coordinates as a categorical code of K values (a "
+                                  "disconnected latent; mlp only; 0: Gaussian z)", _nonneg_int, model=True,
+                               cli="nonneg_int")
     g_width: int = option(128, "width of the generator", _positive_int, model=True, cli="positive_int")
     d_width: int = option(128, "width of the discriminator", _positive_int, model=True, cli="positive_int")
     depth: int = option(3, "hidden layers of the MLPs", _positive_int, model=True, cli="positive_int")
@@ -232,6 +239,9 @@ class TrainConfig:
             raise ValueError(f"dataset {self.data!r} holds images: use model='dcgan' (the 'mlp' model is for points)")
         if self.model == "dcgan" and self.data in data_mod.POINT_DATASETS:
             raise ValueError(f"dataset {self.data!r} holds points: use model='mlp' (the 'dcgan' model is for images)")
+        if self.latent_codes and (self.model != "mlp" or not 2 <= self.latent_codes < self.latent_dim):
+            raise ValueError(f"latent_codes={self.latent_codes} needs model='mlp' and 2 <= latent_codes < latent_dim "
+                             f"(= {self.latent_dim}: K codes plus at least one continuous coordinate); 0 turns it off")
         if self.conditional and self.model != "dcgan":
             raise ValueError("conditional=True needs model='dcgan' on a labelled image dataset")
 

@@ -14,6 +14,7 @@ import math
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.nn.utils.parametrizations import spectral_norm as _sn
 
 from .data import check_image_size
@@ -40,16 +41,28 @@ def _check_labels(y: torch.Tensor | None, num_classes: int | None, who: str) -> 
         raise TypeError(f"{who}: labels must be an integer tensor, got dtype {y.dtype}")
 
 
+CODE_NOISE_SCALE = 0.1  # scale of the continuous part of a disconnected latent (the code is one-hot: norm 1)
+
+
 class MLPGenerator(nn.Module):
     """z (N, latent_dim) -> x (N, out_dim), unbounded real values.
 
-    ``depth`` hidden layers of width ``hidden`` with ReLU.
+    ``depth`` hidden layers of width ``hidden`` with ReLU. With ``codes`` = K >= 2 the latent is
+    disconnected: the network reads ``[one_hot(argmax z[:, :K]), CODE_NOISE_SCALE * z[:, K:]]``, a code
+    uniform over K values (the argmax of K iid Gaussians) and latent_dim - K small continuous coordinates:
+    K separate islands of noise. A continuous generator of a connected latent (codes=0, z Gaussian) must
+    pass between the modes of a mixture somewhere, and those samples are off the data; here it can send each
+    island to one mode and place nothing between them (Khayatkhoei et al. 2018; Tanielian et al. 2020).
+    z stays N(0, I) either way, so every sampler and checkpoint works unchanged.
     """
 
-    def __init__(self, latent_dim: int = 2, out_dim: int = 2, hidden: int = 128, depth: int = 3):
+    def __init__(self, latent_dim: int = 2, out_dim: int = 2, hidden: int = 128, depth: int = 3, codes: int = 0):
         super().__init__()
         _check_positive(latent_dim=latent_dim, out_dim=out_dim, hidden=hidden, depth=depth)
-        self.latent_dim, self.out_dim, self.num_classes = latent_dim, out_dim, None
+        if not (codes == 0 or 2 <= codes < latent_dim):
+            raise ValueError(f"codes must be 0 (a Gaussian latent) or in [2, latent_dim - 1] = [2, {latent_dim - 1}]"
+                             f" (K codes plus at least one continuous coordinate), got {codes!r}")
+        self.latent_dim, self.out_dim, self.num_classes, self.codes = latent_dim, out_dim, None, codes
         layers, width = [], latent_dim
         for _ in range(depth):
             layers += [nn.Linear(width, hidden), nn.ReLU()]
@@ -60,6 +73,9 @@ class MLPGenerator(nn.Module):
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if z.dim() != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"MLPGenerator expects z of shape (N, {self.latent_dim}), got {tuple(z.shape)}")
+        if self.codes:
+            k = self.codes
+            z = torch.cat([F.one_hot(z[:, :k].argmax(1), k).to(z.dtype), CODE_NOISE_SCALE * z[:, k:]], 1)
         return self.net(z)
 
 
@@ -187,9 +203,10 @@ def dcgan_weights_init(module: nn.Module) -> None:
 
 
 def build_models(model: str, sample_shape: tuple[int, ...], latent_dim: int, g_width: int, d_width: int,
-                 depth: int = 3, num_classes: int | None = None, spectral_norm: bool = False
+                 depth: int = 3, num_classes: int | None = None, spectral_norm: bool = False, latent_codes: int = 0
                  ) -> tuple[nn.Module, nn.Module]:
-    """Build (G, D) for data whose samples have ``sample_shape`` ((D,) points or (C, S, S) images)."""
+    """Build (G, D) for data whose samples have ``sample_shape`` ((D,) points or (C, S, S) images);
+    ``latent_codes``: the MLP generator's categorical code (``MLPGenerator``'s ``codes``)."""
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; valid models are {', '.join(MODELS)}")
     if model == "mlp":
@@ -198,10 +215,12 @@ def build_models(model: str, sample_shape: tuple[int, ...], latent_dim: int, g_w
                              f"{sample_shape}: use model='dcgan' for images")
         if num_classes is not None:
             raise ValueError("the 'mlp' model is unconditional; use model='dcgan' for a conditional GAN")
-        return (MLPGenerator(latent_dim, sample_shape[0], g_width, depth),
+        return (MLPGenerator(latent_dim, sample_shape[0], g_width, depth, latent_codes),
                 MLPDiscriminator(sample_shape[0], d_width, depth, spectral_norm))
     if len(sample_shape) != 3 or sample_shape[1] != sample_shape[2]:
         raise ValueError(f"the 'dcgan' model needs square images (C, S, S); got samples of shape {sample_shape}")
+    if latent_codes:
+        raise ValueError("latent_codes is a feature of the 'mlp' model (points); use latent_codes=0 with 'dcgan'")
     c, s, _ = sample_shape
     G = DCGANGenerator(latent_dim, c, s, g_width, num_classes)
     D = DCGANDiscriminator(c, s, d_width, num_classes, spectral_norm)

@@ -114,7 +114,7 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu", 
     if not shape:
         raise CheckpointError(f"checkpoint {path} does not record the data's sample shape")
     G, _ = build_models(config.model, shape, config.latent_dim, config.g_width, config.d_width, config.depth,
-                        info.get("num_classes"), config.spectral_norm)
+                        info.get("num_classes"), config.spectral_norm, config.latent_codes)
     weights = state["G_ema"] if (use_ema and state.get("G_ema") is not None) else state["G"]
     try:
         G.load_state_dict(weights)

@@ -41,6 +41,63 @@ def test_mlp_shapes():
     assert x.shape == (7, 2) and D(x).shape == (7,)
 
 
+def test_mlp_generator_with_codes_reads_a_one_hot_code_and_small_noise():
+    """latent_codes=K: the first K coordinates pick one of K codes (argmax), the rest is noise scaled down."""
+    torch.manual_seed(0)
+    G = models.MLPGenerator(latent_dim=6, out_dim=2, hidden=8, depth=1, codes=4)
+    z = torch.randn(500, 6)
+    h = torch.cat([torch.nn.functional.one_hot(z[:, :4].argmax(1), 4).float(), models.CODE_NOISE_SCALE * z[:, 4:]], 1)
+    torch.testing.assert_close(G(z), G.net(h))
+    # the code alone decides the input of the first layer's code columns: z's first 4 values matter only by argmax
+    z2 = z.clone()
+    z2[:, :4] = z[:, :4] * 3 + 10
+    torch.testing.assert_close(G(z2), G(z))
+    # uniform over the K codes: the argmax of iid Gaussians
+    counts = torch.bincount(torch.randn(40000, 4).argmax(1), minlength=4).float() / 40000
+    assert (counts - 0.25).abs().max() < 0.01
+
+
+def test_mlp_generator_without_codes_is_unchanged():
+    torch.manual_seed(0)
+    a = models.MLPGenerator(4, 2, 8, 2)
+    torch.manual_seed(0)
+    b = models.MLPGenerator(4, 2, 8, 2, codes=0)
+    z = torch.randn(3, 4)
+    torch.testing.assert_close(a(z), b(z))
+    torch.testing.assert_close(a(z), a.net(z))
+
+
+@pytest.mark.parametrize("codes", [1, 6, 7, -1])
+def test_mlp_generator_refuses_codes_without_room_for_noise(codes):
+    with pytest.raises(ValueError, match=r"codes must be 0 .*\[2, 5\]"):
+        models.MLPGenerator(latent_dim=6, codes=codes)
+
+
+def test_latent_codes_in_the_config_and_the_checkpoint(tmp_path):
+    from course_lib.config import MODEL_FIELDS, TrainConfig
+    from course_lib.sampling import load_generator
+    from course_lib.train import GANTrainer
+
+    assert "latent_codes" in MODEL_FIELDS
+    with pytest.raises(ValueError, match="latent_codes=4 needs model='mlp'"):
+        TrainConfig.for_data("digits", latent_codes=4)
+    with pytest.raises(ValueError, match="2 <= latent_codes < latent_dim"):
+        TrainConfig.for_data("ring8", latent_dim=4, latent_codes=4)
+    with pytest.raises(ValueError, match="non-negative integer"):
+        TrainConfig.for_data("ring8", latent_dim=4, latent_codes=-1)
+    with pytest.raises(ValueError, match="latent_codes is a feature of the 'mlp' model"):
+        models.build_models("dcgan", (1, 16, 16), 8, 8, 8, latent_codes=4)
+    cfg = TrainConfig.for_data("ring8", latent_dim=6, latent_codes=4, g_width=16, d_width=16, batch_size=64,
+                               steps=3, checkpoint_every=3)
+    trainer = GANTrainer(cfg, out_dir=tmp_path, verbose=False)
+    trainer.fit(progress=False)
+    assert trainer.G.codes == 4
+    G, config = load_generator(tmp_path / "checkpoint.pt")[:2]
+    assert G.codes == 4 and config.latent_codes == 4
+    z = torch.randn(10, 6)
+    torch.testing.assert_close(G(z), trainer.G_ema(z))
+
+
 def test_dcgan_weight_init_statistics():
     torch.manual_seed(0)
     G = models.DCGANGenerator(100, 3, 64, 64)

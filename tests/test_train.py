@@ -262,7 +262,7 @@ def test_train_step_is_d_step_then_g_step(name):
 def test_every_config_field_has_a_row_in_the_table_and_help():
     for f in dataclasses.fields(TrainConfig):
         assert callable(f.metadata["check"]) and f.metadata["help"], f.name
-    assert MODEL_FIELDS == ("data", "image_size", "model", "latent_dim", "g_width", "d_width", "depth",
+    assert MODEL_FIELDS == ("data", "image_size", "model", "latent_dim", "latent_codes", "g_width", "d_width", "depth",
                             "conditional", "spectral_norm")
 
 
