@@ -45,11 +45,6 @@ IDIOMS = {
         "torch.Generator().manual_seed(cfg.seed + 12345)"),
 }
 
-# Leftovers in files outside this change's reach, each with the diff that removes it (report of issue 10's audit);
-# delete a row when its diff is applied, and the test then guards the file too.
-PENDING: set[tuple[str, str]] = set()
-
-
 def _sources() -> dict[str, str]:
     files = sorted(p for folder in FOLDERS for p in (ROOT / folder).rglob("*.py") if "__pycache__" not in p.parts)
     return {p.relative_to(ROOT).as_posix(): p.read_text(encoding="utf-8") for p in files}
@@ -61,15 +56,8 @@ def test_each_idiom_is_written_only_in_its_home(idiom):
     assert re.search(pattern, example), f"the pattern of {idiom!r} misses its own example: fix IDIOMS"
     hits = []
     for rel, text in _sources().items():
-        if rel in homes or (idiom, rel) in PENDING:
+        if rel in homes:
             continue
         for m in re.finditer(pattern, text):
             hits.append(f"{rel}:{text.count(chr(10), 0, m.start()) + 1}: {m.group(0)!r}")
     assert not hits, f"{idiom} written again (use {helper}):\n" + "\n".join(hits)
-
-
-def test_pending_leftovers_are_still_there():
-    """A PENDING row whose leftover is gone must be deleted, so that the file is guarded again."""
-    texts = _sources()
-    stale = [(idiom, rel) for idiom, rel in sorted(PENDING) if not re.search(IDIOMS[idiom][0], texts[rel])]
-    assert not stale, f"delete these rows of PENDING in tests/test_idioms.py: {stale}"
