@@ -360,9 +360,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         except (MemoryError, RuntimeError) as exc:
-            if not _out_of_memory(exc):
+            line = _out_of_memory(exc)
+            if line is None:
                 raise
-            print(f"error: {_out_of_memory(exc)}", file=sys.stderr)
+            print(f"error: {line}", file=sys.stderr)
             return 2
     except KeyboardInterrupt:  # outside the training loop (which stops cleanly by itself)
         global CTRL_C

@@ -26,7 +26,7 @@ from typing import Any, Callable
 from . import data as data_mod
 from .checkpoint import CheckpointError
 from .losses import LOSSES, get_loss
-from .models import MODELS
+from .models import MODELS, check_latent_codes
 from .recipes import RECIPES
 from .utils import check_bool, check_int, check_seed, is_int
 
@@ -239,9 +239,9 @@ class TrainConfig:
             raise ValueError(f"dataset {self.data!r} holds images: use model='dcgan' (the 'mlp' model is for points)")
         if self.model == "dcgan" and self.data in data_mod.POINT_DATASETS:
             raise ValueError(f"dataset {self.data!r} holds points: use model='mlp' (the 'dcgan' model is for images)")
-        if self.latent_codes and (self.model != "mlp" or not 2 <= self.latent_codes < self.latent_dim):
-            raise ValueError(f"latent_codes={self.latent_codes} needs model='mlp' and 2 <= latent_codes < latent_dim "
-                             f"(= {self.latent_dim}: K codes plus at least one continuous coordinate); 0 turns it off")
+        if self.latent_codes and self.model != "mlp":
+            raise ValueError(f"latent_codes={self.latent_codes} needs model='mlp' (points); 0 turns it off")
+        check_latent_codes(self.latent_codes, self.latent_dim, "latent_codes")
         if self.conditional and self.model != "dcgan":
             raise ValueError("conditional=True needs model='dcgan' on a labelled image dataset")
 

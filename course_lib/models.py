@@ -41,6 +41,14 @@ def _check_labels(y: torch.Tensor | None, num_classes: int | None, who: str) -> 
         raise TypeError(f"{who}: labels must be an integer tensor, got dtype {y.dtype}")
 
 
+def check_latent_codes(codes: int, latent_dim: int, name: str = "codes") -> None:
+    """Raise ValueError unless ``codes`` is 0 (a Gaussian latent) or K in [2, latent_dim - 1]: K one-hot codes
+    and at least one continuous coordinate (``MLPGenerator``; ``TrainConfig.latent_codes``)."""
+    if not (codes == 0 or 2 <= codes < latent_dim):
+        raise ValueError(f"{name} must be 0 (a Gaussian latent) or in [2, latent_dim - 1] = [2, {latent_dim - 1}] "
+                         f"(2 <= {name} < latent_dim: K codes plus at least one continuous coordinate), got {codes!r}")
+
+
 CODE_NOISE_SCALE = 0.1  # scale of the continuous part of a disconnected latent (the code is one-hot: norm 1)
 
 
@@ -48,7 +56,7 @@ class MLPGenerator(nn.Module):
     """z (N, latent_dim) -> x (N, out_dim), unbounded real values.
 
     ``depth`` hidden layers of width ``hidden`` with ReLU. With ``codes`` = K >= 2 the latent is
-    disconnected: the network reads ``[one_hot(argmax z[:, :K]), CODE_NOISE_SCALE * z[:, K:]]``, a code
+    disconnected: the network reads ``[one_hot(argmax z[:, :K]), code_scale * z[:, K:]]``, a code
     uniform over K values (the argmax of K iid Gaussians) and latent_dim - K small continuous coordinates:
     K separate islands of noise. A continuous generator of a connected latent (codes=0, z Gaussian) must
     pass between the modes of a mixture somewhere, and those samples are off the data; here it can send each
@@ -56,13 +64,13 @@ class MLPGenerator(nn.Module):
     z stays N(0, I) either way, so every sampler and checkpoint works unchanged.
     """
 
-    def __init__(self, latent_dim: int = 2, out_dim: int = 2, hidden: int = 128, depth: int = 3, codes: int = 0):
+    def __init__(self, latent_dim: int = 2, out_dim: int = 2, hidden: int = 128, depth: int = 3, codes: int = 0,
+                 code_scale: float = CODE_NOISE_SCALE):
         super().__init__()
         _check_positive(latent_dim=latent_dim, out_dim=out_dim, hidden=hidden, depth=depth)
-        if not (codes == 0 or 2 <= codes < latent_dim):
-            raise ValueError(f"codes must be 0 (a Gaussian latent) or in [2, latent_dim - 1] = [2, {latent_dim - 1}]"
-                             f" (K codes plus at least one continuous coordinate), got {codes!r}")
+        check_latent_codes(codes, latent_dim)
         self.latent_dim, self.out_dim, self.num_classes, self.codes = latent_dim, out_dim, None, codes
+        self.code_scale = code_scale
         layers, width = [], latent_dim
         for _ in range(depth):
             layers += [nn.Linear(width, hidden), nn.ReLU()]
@@ -75,7 +83,7 @@ class MLPGenerator(nn.Module):
             raise ValueError(f"MLPGenerator expects z of shape (N, {self.latent_dim}), got {tuple(z.shape)}")
         if self.codes:
             k = self.codes
-            z = torch.cat([F.one_hot(z[:, :k].argmax(1), k).to(z.dtype), CODE_NOISE_SCALE * z[:, k:]], 1)
+            z = torch.cat([F.one_hot(z[:, :k].argmax(1), k).to(z.dtype), self.code_scale * z[:, k:]], 1)
         return self.net(z)
 
 

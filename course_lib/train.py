@@ -33,7 +33,7 @@ from .runtime import (NonFiniteGuard, NonFiniteLossError, StopSignals, check_dat
                       ema_update, epoch_permutation, interrupted_message, kept_checkpoint_text, leave_process_group,
                       load_optimizer, nonfinite_loss_message, optimizer_tensors, progress_bar, progress_postfix,
                       resolve_speed_options, restore_rng, run_summary, setup_processes, skipped_message,
-                      stream_seed, wrap_for_forward, convert_sync_batchnorm)
+                      stream_seed, wrap_for_forward, convert_sync_batchnorm, batches_per_epoch)
 from .sampling import check_compatible, check_same_data, first_lines, generate, load_generator
 from .utils import check_int
 
@@ -141,8 +141,7 @@ class GANTrainer:
         self.out_dir, cfg = (Path(out_dir) if out_dir is not None else None), config
 
         self.rank, self.local_rank, self.world_size, self.device = setup_processes(cfg.batch_size, cfg.device)
-        self.distributed = self.world_size > 1
-        self.local_batch = cfg.batch_size // self.world_size
+        self.distributed, self.local_batch = self.world_size > 1, cfg.batch_size // self.world_size
         seed_everything(cfg.seed)
 
         if dataset is None:
@@ -265,7 +264,8 @@ class GANTrainer:
 
     def _real_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The next real batch: epoch e uses a fixed permutation of seed and e, this process's shard of it."""
-        epoch, k = divmod(self.batches_drawn, self.shard_size // self.local_batch)
+        per_epoch = batches_per_epoch(len(self.dataset), self.config.batch_size, self.world_size)
+        epoch, k = divmod(self.batches_drawn, per_epoch)
         if self._perm_cache is None or self._perm_cache[0] != epoch:
             self._perm_cache = (epoch, epoch_permutation(len(self.dataset), self.config.seed, epoch, self.rank,
                                                          self.world_size, self.shard_size, self.device))

@@ -1,8 +1,9 @@
 """A try for issue 11 section 0, kept so that the rows in recipes_notes.md can be re-run (not a recipe).
 
-A generator whose latent is disconnected: z = [one_hot(c), scale * e], c uniform over ``code`` values (the
-argmax of ``code`` Gaussian coordinates), e ~ N(0, I_2); the rest is the dataset's recipe (ring8 or grid25) with the
-overrides given.
+A generator whose latent is disconnected: it reads [one_hot(c), scale * e], c uniform over ``code`` values (the
+argmax of ``code`` Gaussian coordinates), e ~ N(0, I_2): ``TrainConfig.latent_codes`` (whose scale is
+``models.CODE_NOISE_SCALE`` = 0.1) with the scale as a parameter. The rest is the dataset's recipe (ring8 or
+grid25) with the overrides given.
 
     python benchmarks/tries/categorical_latent.py ring8 SEED CODE SCALE '{"steps": 1600, "ema_decay": null}'
 
@@ -15,7 +16,6 @@ import sys
 import time
 
 import torch
-import torch.nn.functional as F
 
 from course_lib import metrics
 from course_lib.models import MLPDiscriminator, MLPGenerator
@@ -24,29 +24,15 @@ from course_lib.train import GANTrainer, TrainConfig
 
 torch.set_num_threads(1)
 
-
-class CodeG(MLPGenerator):
-    """MLPGenerator reading [one_hot(argmax z[:code]), scale * z[code:]]."""
-
-    def __init__(self, code: int, cont: int, scale: float, **kw):
-        super().__init__(latent_dim=code + cont, **kw)
-        self.code, self.scale = code, scale
-
-    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        k = self.code
-        z = torch.cat([F.one_hot(z[:, :k].argmax(1), k).to(z.dtype), self.scale * z[:, k:]], 1)
-        return self.net(z)
-
-
 data, seed, code, scale = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 over = json.loads(sys.argv[5]) if len(sys.argv) > 5 else {}
 params = {**RECIPES[data], **over, "data": data, "seed": seed, "device": "cpu"}
 params["betas"] = tuple(params["betas"])
 cont = params["latent_dim"]
-params["latent_dim"] = code + cont
+params["latent_dim"], params["latent_codes"] = code + cont, code
 cfg = TrainConfig(**params)
 torch.manual_seed(seed)
-G = CodeG(code, cont, scale, out_dim=2, hidden=cfg.g_width, depth=cfg.depth)
+G = MLPGenerator(code + cont, 2, cfg.g_width, cfg.depth, codes=code, code_scale=scale)
 D = MLPDiscriminator(2, cfg.d_width, cfg.depth, cfg.spectral_norm)
 tr = GANTrainer(cfg, G=G, D=D, verbose=False)
 c0 = time.process_time()
