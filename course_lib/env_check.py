@@ -54,7 +54,9 @@ def dataset_status(root: str | Path | None = None) -> dict[str, str]:
         if data.idx_files(name, "train", root) is not None:  # where data.load looks: the Debian package too
             status[name] = "available"
         elif data.offline():
-            status[name] = f"unavailable (not in {folder}, and COURSE_OFFLINE=1 forbids downloads; 'digits' is used)"
+            package = f"install {data.FASHION_APT_PACKAGE} (apt) or " if name == "fashion-mnist" else ""
+            status[name] = (f"unavailable (not in {folder}, and COURSE_OFFLINE=1 forbids downloads: {package}go "
+                            f"online once; data.load(..., fallback=True) uses 'digits' instead)")
         else:
             status[name] = f"downloadable (into {folder} on first use, if this machine is online)"
     return status

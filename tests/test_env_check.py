@@ -20,6 +20,8 @@ def test_dataset_status_offline_without_files(tmp_path, monkeypatch):
     s = env_check.dataset_status(tmp_path)
     assert s["ring8"] == s["grid25"] == s["mixture1d"] == s["digits"] == "available"
     assert s["mnist"].startswith("unavailable") and "COURSE_OFFLINE" in s["mnist"] and str(tmp_path) in s["mnist"]
+    assert "fallback=True" in s["mnist"] and data.FASHION_APT_PACKAGE in s["fashion-mnist"]
+    assert data.FASHION_APT_PACKAGE not in s["mnist"]
     assert list(tmp_path.iterdir()) == [], "checking must not create or download anything"
 
 
