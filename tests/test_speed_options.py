@@ -411,6 +411,9 @@ def test_gpu_peak_table_is_ordered_by_precision():
 def test_peak_flops_on_cpu_is_a_measured_matmul_and_bad_precision_is_refused():
     m = speed.measure_matmul_peak("cpu", n=256, repeats=2)
     assert m["flops_per_s"] > 1e8 and m["n"] == 256
+    # the default size shrinks where the products would be slow (bfloat16 on a CPU without bf16 instructions)
+    assert speed.measure_matmul_peak("cpu", torch.bfloat16, max_seconds=1e-6)["n"] == 256
+    assert speed.measure_matmul_peak("cpu", repeats=1)["n"] in (256, 512, 1024, 2048)
     p = speed.peak_flops("cpu", "fp32")
     assert p["flops_per_s"] > 1e8 and p["source"].startswith("measured")
     with pytest.raises(ValueError, match="precision must be one of"):
