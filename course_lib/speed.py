@@ -520,8 +520,9 @@ def measure_matmul_peak(device: str | torch.device = "cpu", dtype: torch.dtype =
     8192 on a GPU; the best of ``repeats`` timed products counts (each ``2 n^3`` FLOPs) after one untimed one.
     On a CPU the default is halved (down to 256) while the ``repeats + 1`` products would take over
     ``max_seconds``, judged from a 256 x 256 product: a dtype the CPU has no instructions for would otherwise take
-    minutes (bfloat16 without AVX-512 BF16 or AMX: under 1.5 GFLOP/s on an AVX2 EPYC, against about 85 in float32). On a busy machine the figure is low (a share
-    of a core is measured), so an MFU against it can pass 100 %.
+    minutes (bfloat16 without AVX-512 BF16 or AMX: under 1.5 GFLOP/s on an AVX2 EPYC, against about 85 in
+    float32). On a busy machine the figure is low (a share of a core is measured), so an MFU against it can pass
+    100 %.
 
     Returns:
         dict: ``flops_per_s``, ``n``, ``dtype``, ``seconds`` (best), ``threads`` (torch CPU threads), ``device``.
@@ -530,7 +531,7 @@ def measure_matmul_peak(device: str | torch.device = "cpu", dtype: torch.dtype =
     check_int("repeats", repeats)
     g = torch.Generator().manual_seed(0)
     if check_int("n", n, allow_none=True) is None:
-        n = 8192 if device.type != "cpu" else _cpu_matmul_size(dtype, max_seconds / (repeats + 1), g)
+        n = 8192 if device.type != "cpu" else _cpu_matmul_size(dtype, max_seconds / (repeats + 1))
     a = torch.randn(n, n, generator=g).to(device=device, dtype=dtype)
     b = torch.randn(n, n, generator=g).to(device=device, dtype=dtype)
     a @ b
@@ -545,14 +546,10 @@ def measure_matmul_peak(device: str | torch.device = "cpu", dtype: torch.dtype =
             "threads": torch.get_num_threads(), "device": str(device)}
 
 
-def _cpu_matmul_size(dtype: torch.dtype, max_seconds: float, g: torch.Generator, largest: int = 2048) -> int:
+def _cpu_matmul_size(dtype: torch.dtype, max_seconds: float, largest: int = 2048) -> int:
     """The largest n in 256, 512, ..., ``largest`` whose n x n product in ``dtype`` should take at most
-    ``max_seconds`` on this CPU, from the time of one 256 x 256 product (the size ``measure_matmul_peak`` uses)."""
-    a = torch.randn(256, 256, generator=g).to(dtype)
-    a @ a
-    t0 = time.perf_counter()
-    a @ a
-    rate = 2 * 256**3 / max(time.perf_counter() - t0, 1e-9)  # FLOP/s, a rough figure
+    ``max_seconds`` on this CPU, from the rate of one timed 256 x 256 product (``measure_matmul_peak``)."""
+    rate = measure_matmul_peak("cpu", dtype, n=256, repeats=1)["flops_per_s"]  # a rough figure
     n = largest
     while n > 256 and 2 * n**3 / rate > max_seconds:
         n //= 2
