@@ -163,6 +163,8 @@ class TrainConfig:
     latent_codes: int = option(0, "read the first K of z's coordinates as a categorical code of K values (a "
                                   "disconnected latent; mlp only; 0: Gaussian z)", _nonneg_int, model=True,
                                cli="nonneg_int")
+    g_init_gain: float = option(1.0, "the generator's first layer starts with its weights times this gain (mlp "
+                                     "only; 1: PyTorch's default)", _positive_number, cli="positive_float")
     g_width: int = option(128, "width of the generator", _positive_int, model=True, cli="positive_int")
     d_width: int = option(128, "width of the discriminator", _positive_int, model=True, cli="positive_int")
     depth: int = option(3, "hidden layers of the MLPs", _positive_int, model=True, cli="positive_int")
@@ -242,6 +244,8 @@ class TrainConfig:
         if self.latent_codes and self.model != "mlp":
             raise ValueError(f"latent_codes={self.latent_codes} needs model='mlp' (points); 0 turns it off")
         check_latent_codes(self.latent_codes, self.latent_dim, "latent_codes")
+        if self.g_init_gain != 1.0 and self.model != "mlp":
+            raise ValueError(f"g_init_gain={self.g_init_gain} needs model='mlp' (points); 1.0 turns it off")
         if self.conditional and self.model != "dcgan":
             raise ValueError("conditional=True needs model='dcgan' on a labelled image dataset")
 

@@ -62,12 +62,19 @@ class MLPGenerator(nn.Module):
     pass between the modes of a mixture somewhere, and those samples are off the data; here it can send each
     island to one mode and place nothing between them (Khayatkhoei et al. 2018; Tanielian et al. 2020).
     z stays N(0, I) either way, so every sampler and checkpoint works unchanged.
+
+    ``init_gain``: the first layer's weights start at ``init_gain`` times PyTorch's default (biases unchanged),
+    so its ReLU borders start as sharp lines through the middle of the noise plane; Adam's steps keep their
+    size, so they stay sharp. The ring8 recipe uses 15: its share of samples between modes falls (see
+    ``benchmarks/recipes_notes.md``). Only the start changes: the weights (and checkpoints) are ordinary.
     """
 
     def __init__(self, latent_dim: int = 2, out_dim: int = 2, hidden: int = 128, depth: int = 3, codes: int = 0,
-                 code_scale: float = CODE_NOISE_SCALE):
+                 code_scale: float = CODE_NOISE_SCALE, init_gain: float = 1.0):
         super().__init__()
         _check_positive(latent_dim=latent_dim, out_dim=out_dim, hidden=hidden, depth=depth)
+        if not (isinstance(init_gain, (int, float)) and math.isfinite(init_gain) and init_gain > 0):
+            raise ValueError(f"init_gain must be a positive finite number (1.0: PyTorch's default), got {init_gain!r}")
         check_latent_codes(codes, latent_dim)
         self.latent_dim, self.out_dim, self.num_classes, self.codes = latent_dim, out_dim, None, codes
         self.code_scale = code_scale
@@ -77,6 +84,8 @@ class MLPGenerator(nn.Module):
             width = hidden
         layers.append(nn.Linear(width, out_dim))
         self.net = nn.Sequential(*layers)
+        with torch.no_grad():
+            self.net[0].weight.mul_(init_gain)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if z.dim() != 2 or z.shape[1] != self.latent_dim:
@@ -211,10 +220,11 @@ def dcgan_weights_init(module: nn.Module) -> None:
 
 
 def build_models(model: str, sample_shape: tuple[int, ...], latent_dim: int, g_width: int, d_width: int,
-                 depth: int = 3, num_classes: int | None = None, spectral_norm: bool = False, latent_codes: int = 0
-                 ) -> tuple[nn.Module, nn.Module]:
+                 depth: int = 3, num_classes: int | None = None, spectral_norm: bool = False, latent_codes: int = 0,
+                 g_init_gain: float = 1.0) -> tuple[nn.Module, nn.Module]:
     """Build (G, D) for data whose samples have ``sample_shape`` ((D,) points or (C, S, S) images);
-    ``latent_codes``: the MLP generator's categorical code (``MLPGenerator``'s ``codes``)."""
+    ``latent_codes`` and ``g_init_gain``: the MLP generator's categorical code and first-layer gain
+    (``MLPGenerator``'s ``codes`` and ``init_gain``)."""
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; valid models are {', '.join(MODELS)}")
     if model == "mlp":
@@ -223,10 +233,12 @@ def build_models(model: str, sample_shape: tuple[int, ...], latent_dim: int, g_w
                              f"{sample_shape}: use model='dcgan' for images")
         if num_classes is not None:
             raise ValueError("the 'mlp' model is unconditional; use model='dcgan' for a conditional GAN")
-        return (MLPGenerator(latent_dim, sample_shape[0], g_width, depth, latent_codes),
+        return (MLPGenerator(latent_dim, sample_shape[0], g_width, depth, latent_codes, init_gain=g_init_gain),
                 MLPDiscriminator(sample_shape[0], d_width, depth, spectral_norm))
     if len(sample_shape) != 3 or sample_shape[1] != sample_shape[2]:
         raise ValueError(f"the 'dcgan' model needs square images (C, S, S); got samples of shape {sample_shape}")
+    if g_init_gain != 1.0:
+        raise ValueError("g_init_gain is a feature of the 'mlp' model (points); use g_init_gain=1.0 with 'dcgan'")
     if latent_codes:
         raise ValueError("latent_codes is a feature of the 'mlp' model (points); use latent_codes=0 with 'dcgan'")
     c, s, _ = sample_shape

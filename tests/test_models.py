@@ -141,3 +141,55 @@ def test_shape_mismatch_messages():
     D = models.DCGANDiscriminator(3, 32, 8)
     with pytest.raises(ValueError, match=r"\(N, 3, 32, 32\).*\(4, 1, 28, 28\)"):
         D(torch.randn(4, 1, 28, 28))
+
+
+def test_mlp_generator_init_gain_scales_only_the_first_weights_and_draws_nothing_more():
+    """init_gain=g: the first layer's weights start g times PyTorch's default, nothing else changes, and the
+    random stream after building is the same (so a recipe's later draws do not move)."""
+    torch.manual_seed(0)
+    a = models.MLPGenerator(2, 2, 16, 3)
+    after_a = torch.rand(3)
+    torch.manual_seed(0)
+    b = models.MLPGenerator(2, 2, 16, 3, init_gain=15.0)
+    after_b = torch.rand(3)
+    torch.testing.assert_close(after_a, after_b)
+    torch.testing.assert_close(b.net[0].weight, 15.0 * a.net[0].weight)
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
+        if name != "net.0.weight":
+            torch.testing.assert_close(pa, pb)
+    # ReLU is positively homogeneous: on the first layer's borders (z with a zero pre-activation) nothing moves,
+    # but the activations grow, so the same noise lands elsewhere
+    z = torch.randn(64, 2)
+    assert not torch.allclose(a(z), b(z))
+
+
+@pytest.mark.parametrize("gain", [0.0, -1.0, float("nan"), float("inf")])
+def test_mlp_generator_refuses_a_gain_that_is_not_positive(gain):
+    with pytest.raises(ValueError, match="init_gain must be a positive finite number"):
+        models.MLPGenerator(2, 2, 8, 1, init_gain=gain)
+
+
+def test_g_init_gain_in_the_config_the_trainer_and_the_checkpoint(tmp_path):
+    from course_lib.config import MODEL_FIELDS, TrainConfig
+    from course_lib.recipes import RECIPES
+    from course_lib.sampling import load_generator
+    from course_lib.train import GANTrainer
+
+    assert "g_init_gain" not in MODEL_FIELDS  # the start of training, not a shape: any checkpoint loads
+    assert TrainConfig().g_init_gain == 1.0 and RECIPES["ring8"].get("g_init_gain", 1.0) == 1.0  # a try, no recipe
+    with pytest.raises(ValueError, match="g_init_gain=2.0 needs model='mlp'"):
+        TrainConfig.for_data("digits", g_init_gain=2.0)
+    with pytest.raises(ValueError, match="g_init_gain must be a positive finite number"):
+        TrainConfig.for_data("ring8", g_init_gain=0)
+    with pytest.raises(ValueError, match="g_init_gain is a feature of the 'mlp' model"):
+        models.build_models("dcgan", (1, 16, 16), 8, 8, 8, g_init_gain=2.0)
+    small = dict(g_width=16, d_width=16, batch_size=64, steps=2, checkpoint_every=2, ema_decay=None,
+                 g_init_gain=15.0)
+    plain = GANTrainer(TrainConfig.for_data("ring8", **{**small, "g_init_gain": 1.0}), verbose=False)
+    gained = GANTrainer(TrainConfig.for_data("ring8", **small), out_dir=tmp_path, verbose=False)
+    torch.testing.assert_close(gained.G.net[0].weight, 15.0 * plain.G.net[0].weight)  # same seed, same draws
+    gained.fit(progress=False)
+    G, config = load_generator(tmp_path / "checkpoint.pt", use_ema=False)[:2]
+    assert config.g_init_gain == 15.0
+    z = torch.randn(10, 2)
+    torch.testing.assert_close(G(z), gained.G(z))
