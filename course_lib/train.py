@@ -152,9 +152,8 @@ class GANTrainer:
         if (G is None) != (D is None):
             raise ValueError("pass both G and D, or neither (then they are built from the config)")
         if G is None:
-            G, D = build_models(cfg.model, dataset.sample_shape, cfg.latent_dim, cfg.g_width, cfg.d_width,
-                                cfg.depth, self.num_classes, cfg.spectral_norm, cfg.latent_codes,
-                                cfg.g_init_gain)
+            G, D = build_models(cfg.model, dataset.sample_shape, cfg.latent_dim, cfg.g_width, cfg.d_width, cfg.depth,
+                                self.num_classes, cfg.spectral_norm, cfg.latent_codes, cfg.g_init_gain)
         self._resolve_speed_options()
         self.G, self.D = G.to(self.device), D.to(self.device)
         for model in (self.G, self.D) if self.channels_last else ():
