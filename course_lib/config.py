@@ -28,7 +28,7 @@ from .checkpoint import CheckpointError
 from .losses import LOSSES, get_loss
 from .models import MODELS, check_latent_codes
 from .recipes import RECIPES
-from .utils import check_bool, check_int, check_seed, is_int
+from .utils import check_bool, check_int, check_positive_number, check_seed, is_int
 
 __all__ = ["TrainConfig", "MODEL_FIELDS", "RESUMABLE_FIELDS", "AMP_CHOICES", "NAN_POLICIES", "LR_SCHEDULES",
            "SPLITS", "resume_conflicts", "resume_config", "ResumeConflictError"]
@@ -70,8 +70,7 @@ def _optional_bool(name: str, v: Any) -> None:
 
 
 def _positive_number(name: str, v: Any) -> None:
-    if not (_number(v) and math.isfinite(v) and v > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {v!r}")
+    check_positive_number(name, v)
 
 
 def _optional_nonneg_number(name: str, v: Any) -> None:

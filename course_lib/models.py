@@ -18,7 +18,7 @@ from torch.nn import functional as F
 from torch.nn.utils.parametrizations import spectral_norm as _sn
 
 from .data import check_image_size
-from .utils import check_int
+from .utils import check_int, check_positive_number
 
 __all__ = ["MLPGenerator", "MLPDiscriminator", "DCGANGenerator", "DCGANDiscriminator", "dcgan_weights_init",
            "build_models", "MODELS", "count_parameters"]
@@ -63,18 +63,16 @@ class MLPGenerator(nn.Module):
     island to one mode and place nothing between them (Khayatkhoei et al. 2018; Tanielian et al. 2020).
     z stays N(0, I) either way, so every sampler and checkpoint works unchanged.
 
-    ``init_gain``: the first layer's weights start at ``init_gain`` times PyTorch's default (biases unchanged),
-    so its ReLU borders start as sharp lines through the middle of the noise plane; Adam's steps keep their
-    size, so they stay sharp. The ring8 recipe uses 15: its share of samples between modes falls (see
-    ``benchmarks/recipes_notes.md``). Only the start changes: the weights (and checkpoints) are ordinary.
+    ``init_gain``: the first layer's weights start at ``init_gain`` times PyTorch's default (biases unchanged).
+    Only the start changes: the weights (and checkpoints) are ordinary. A try, not a recipe: on ring8, 15 raised
+    the high-quality share on every seed measured (``benchmarks/recipes_notes.md``, "A first-layer gain").
     """
 
     def __init__(self, latent_dim: int = 2, out_dim: int = 2, hidden: int = 128, depth: int = 3, codes: int = 0,
                  code_scale: float = CODE_NOISE_SCALE, init_gain: float = 1.0):
         super().__init__()
         _check_positive(latent_dim=latent_dim, out_dim=out_dim, hidden=hidden, depth=depth)
-        if not (isinstance(init_gain, (int, float)) and math.isfinite(init_gain) and init_gain > 0):
-            raise ValueError(f"init_gain must be a positive finite number (1.0: PyTorch's default), got {init_gain!r}")
+        check_positive_number("init_gain", init_gain)
         check_latent_codes(codes, latent_dim)
         self.latent_dim, self.out_dim, self.num_classes, self.codes = latent_dim, out_dim, None, codes
         self.code_scale = code_scale

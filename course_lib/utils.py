@@ -11,6 +11,7 @@ use it:
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -56,6 +57,13 @@ def check_int(name: str, v: Any, minimum: int = 1, maximum: int | None = None, a
     if maximum is not None:
         kind = f"an integer in [{minimum}, {maximum}]"
     raise ValueError(f"{name} must be {kind}{' or None' if allow_none else ''}, got {v!r}")
+
+
+def check_positive_number(name: str, v: Any) -> Any:
+    """Return ``v`` if it is a positive finite int or float (not a bool), else raise ValueError naming ``name``."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0:
+        return v
+    raise ValueError(f"{name} must be a positive finite number, got {v!r}")
 
 
 def check_bool(name: str, v: Any, allow_none: bool = False) -> Any:

@@ -157,8 +157,7 @@ def test_mlp_generator_init_gain_scales_only_the_first_weights_and_draws_nothing
     for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
         if name != "net.0.weight":
             torch.testing.assert_close(pa, pb)
-    # ReLU is positively homogeneous: on the first layer's borders (z with a zero pre-activation) nothing moves,
-    # but the activations grow, so the same noise lands elsewhere
+    # the same noise lands elsewhere
     z = torch.randn(64, 2)
     assert not torch.allclose(a(z), b(z))
 
