@@ -65,7 +65,8 @@ class MLPGenerator(nn.Module):
 
     ``init_gain``: the first layer's weights start at ``init_gain`` times PyTorch's default (biases unchanged).
     Only the start changes: the weights (and checkpoints) are ordinary. A try, not a recipe: on ring8, 15 raised
-    the high-quality share on every seed measured (``benchmarks/recipes_notes.md``, "A first-layer gain").
+    the high-quality share on every seed on an Intel Xeon but lowered seed 4 to 95.8 % on the AMD EPYCs
+    (``benchmarks/recipes_notes.md``, "A first-layer gain" and "A fourth CPU").
     """
 
     def __init__(self, latent_dim: int = 2, out_dim: int = 2, hidden: int = 128, depth: int = 3, codes: int = 0,

@@ -35,7 +35,7 @@ from .runtime import (NonFiniteGuard, NonFiniteLossError, StopSignals, check_dat
                       resolve_speed_options, restore_rng, run_summary, setup_processes, skipped_message,
                       stream_seed, wrap_for_forward, convert_sync_batchnorm, batches_per_epoch)
 from .sampling import check_compatible, check_same_data, first_lines, generate, load_generator
-from .utils import check_int
+from .utils import check_int, frozen
 
 __all__ = ["d_step", "g_step", "GANTrainer", "HISTORY_KEYS",  # and, re-exported: the names of config, sampling
            "TrainConfig", "NonFiniteLossError", "ResumeConflictError", "generate", "load_generator", "check_compatible",
@@ -95,12 +95,12 @@ def g_step(G: nn.Module, D: nn.Module, opt_G: torch.optim.Optimizer, loss: GANLo
     ``autocast`` and ``update`` as in ``d_step``. Returns the detached scalar ``g_loss``.
     """
     loss = get_loss(loss) if isinstance(loss, str) else loss
-    with autocast():
+    with autocast(), frozen(D):                       # D is a fixed function here: no gradients for its weights
         g_logits = _forward(D, _forward(G, z, y), y).float()   # (11) no detach: the gradient flows through D
         g_loss = loss.g(g_logits)                     # (12) L_G, e.g. -E[log D(G(z))] (non-saturating)
     opt_G.zero_grad(set_to_none=True)
     if update is None:
-        g_loss.backward()                             # (13) fills G's gradients (and D's: cleared at D's (7))
+        g_loss.backward()                             # (13) fills G's gradients (through D, to its input only)
         opt_G.step()                                  # (14) theta_G <- theta_G - Adam step
     else:
         update(opt_G, g_loss)                         # (13)-(14), scaled and checked, then the EMA

@@ -5,7 +5,7 @@ use it:
 
 * argument checks: ``is_int``, ``check_int``, ``check_bool``, ``check_seed``;
 * environment switches: ``env_flag`` (one definition of "on");
-* context managers: ``eval_mode`` (eval, then restore), ``one_thread``, ``preserved_torch_rng``;
+* context managers: ``eval_mode`` (eval, then restore), ``frozen`` (no weight gradients), ``one_thread``, ``preserved_torch_rng``;
 * files: ``atomic_write`` (temporary file, fsync, rename).
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 __all__ = ["is_int", "check_int", "check_bool", "check_seed", "SEED_MAX", "env_flag", "TRUE_WORDS", "FALSE_WORDS",
-           "eval_mode", "one_thread", "preserved_torch_rng", "atomic_write"]
+           "eval_mode", "frozen", "one_thread", "preserved_torch_rng", "atomic_write"]
 
 SEED_MAX = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit integer
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
@@ -120,6 +120,23 @@ def eval_mode(*modules: nn.Module | None) -> Iterator[None]:
     finally:
         for m, was_training in zip(present, before):
             m.train(was_training)
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module) -> Iterator[None]:
+    """Turn off ``requires_grad`` of ``module``'s trainable parameters for the block, then turn it back on.
+
+    A graph built inside the block has no path to those weights, so a later ``backward`` computes no gradient
+    for them: a network used as a fixed function (D in the generator's step) costs no weight gradients.
+    Gradients of the other networks, and every value, are unchanged."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
 
 
 @contextlib.contextmanager

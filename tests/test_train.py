@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from course_lib import data, metrics, runtime
+from course_lib import data, metrics, runtime, utils
 from course_lib import train as train_mod
 from course_lib.checkpoint import FORMAT_VERSION, CheckpointError, load_checkpoint
 from course_lib.config import MODEL_FIELDS, RESUMABLE_FIELDS
@@ -237,6 +237,36 @@ def test_d_step_updates_only_d_and_g_step_updates_only_g():
     assert set(g) == {"g_loss"} and g["g_loss"] > 0
     assert not all(torch.equal(a, b) for a, b in zip(g_before, G.parameters()))
     assert all(torch.equal(a, b) for a, b in zip(d_after, D.parameters()))  # only opt_G stepped
+
+
+def test_g_step_computes_no_gradient_for_d_and_updates_g_as_the_unfrozen_step():
+    """D is a fixed function in the generator's step: its weights get no gradient (d_step's stay as they were),
+    are trainable again afterwards, and G's update is the same number for number as with D's gradients."""
+    a, b = GANTrainer(_plain(), verbose=False), GANTrainer(_plain(), verbose=False)
+    real, _ = a._real_batch()
+    z, _ = a._noise(64)
+    for t in (a, b):
+        train_mod.d_step(t.G, t.D, t.opt_D, "nonsaturating", real, z)
+    d_grads = [p.grad.clone() for p in a.D.parameters()]
+    train_mod.g_step(a.G, a.D, a.opt_G, "nonsaturating", z)
+    assert all(torch.equal(g, p.grad) for g, p in zip(d_grads, a.D.parameters()))  # no gradient added
+    assert all(p.requires_grad for p in a.D.parameters())
+    loss = -torch.nn.functional.logsigmoid(b.D(b.G(z))).mean()   # the non-saturating step, D not frozen
+    b.opt_G.zero_grad()
+    loss.backward()
+    b.opt_G.step()
+    assert all(p.grad is not None for p in b.D.parameters())
+    assert all(torch.equal(p, q) for p, q in zip(a.G.parameters(), b.G.parameters()))
+
+
+def test_frozen_restores_only_what_it_froze_even_after_an_error():
+    net = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Linear(3, 1))
+    net[1].bias.requires_grad_(False)                       # frozen before: stays frozen
+    with pytest.raises(RuntimeError, match="inside"):
+        with utils.frozen(net):
+            assert not any(p.requires_grad for p in net.parameters())
+            raise RuntimeError("inside")
+    assert [p.requires_grad for p in net.parameters()] == [True, True, True, False]
 
 
 @pytest.mark.parametrize("name", ["ring8", "digits"])
