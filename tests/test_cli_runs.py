@@ -120,13 +120,17 @@ def test_evaluate_points_prints_the_floor(ring_run, tmp_path, capsys):
     assert "high_quality" in capsys.readouterr().out
 
 
-def test_ctrl_c_while_starting_exits_130_with_one_line():
+def test_ctrl_c_while_starting_exits_130_with_one_line(tmp_path):
     import signal
 
     env = dict(os.environ, COURSE_OFFLINE="1", OMP_NUM_THREADS="1")
+    # Ctrl-C as at a terminal: the child starts with SIGINT's default action. A test run started in the
+    # background of a non-interactive shell (`nohup pytest &`) ignores SIGINT, the child would inherit that
+    # (Python installs its KeyboardInterrupt handler only over the default action) and train to the end.
     proc = subprocess.Popen([sys.executable, "-m", "course_lib", "train", "--data", "ring8", "--out",
-                             "/nonexistent-never-written", "--quiet"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             str(tmp_path / "run"), "--quiet"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(0.5)  # importing course_lib, the command line and torch takes longer than this
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
