@@ -5,7 +5,8 @@ use it:
 
 * argument checks: ``is_int``, ``check_int``, ``check_bool``, ``check_seed``;
 * environment switches: ``env_flag`` (one definition of "on");
-* context managers: ``eval_mode`` (eval, then restore), ``frozen`` (no weight gradients), ``one_thread``, ``preserved_torch_rng``;
+* context managers: ``eval_mode`` (eval, then restore), ``frozen`` (no weight gradients), ``one_thread``,
+  ``preserved_torch_rng``;
 * files: ``atomic_write`` (temporary file, fsync, rename).
 """
 from __future__ import annotations

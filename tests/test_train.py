@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from course_lib import data, metrics, runtime, utils
+from course_lib import data, losses, metrics, runtime, utils
 from course_lib import train as train_mod
 from course_lib.checkpoint import FORMAT_VERSION, CheckpointError, load_checkpoint
 from course_lib.config import MODEL_FIELDS, RESUMABLE_FIELDS
@@ -251,7 +251,7 @@ def test_g_step_computes_no_gradient_for_d_and_updates_g_as_the_unfrozen_step():
     train_mod.g_step(a.G, a.D, a.opt_G, "nonsaturating", z)
     assert all(torch.equal(g, p.grad) for g, p in zip(d_grads, a.D.parameters()))  # no gradient added
     assert all(p.requires_grad for p in a.D.parameters())
-    loss = -torch.nn.functional.logsigmoid(b.D(b.G(z))).mean()   # the non-saturating step, D not frozen
+    loss = losses.g_loss_nonsaturating(b.D(b.G(z)))            # the same step by hand, D not frozen
     b.opt_G.zero_grad()
     loss.backward()
     b.opt_G.step()
