@@ -66,15 +66,20 @@ NOTES_FILE = Path(__file__).with_name("recipes_notes.md")
 
 def machine() -> dict:
     """The CPU model, its vector / matrix instruction sets (they decide the floating-point path), cores, threads."""
-    cpu, flags = platform.processor() or "", set()
+    cpu, flags, ids = platform.processor() or "", set(), {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and not cpu:
-                cpu = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
+            key, _, value = (part.strip() for part in line.partition(":"))
+            if key == "model name" and not cpu:
+                cpu = value
+            elif key == "flags" and not flags:
+                flags = set(value.split())
+            elif key in ("cpu family", "model") and key not in ids:
+                ids[key] = value
     except OSError:
         pass
+    if ids:  # the model name alone ("AMD EPYC") does not tell a Zen 3 from a Zen 5
+        cpu = f"{cpu} (family {ids.get('cpu family', '?')} model {ids.get('model', '?')})"
     isa = sorted(f for f in flags if f.startswith(("avx", "amx", "fma")))
     return {"cpu": cpu, "isa": isa, "amx": any(f.startswith("amx") for f in isa),
             "avx512": any(f.startswith("avx512") for f in isa), "cores": os.cpu_count(),
@@ -181,13 +186,23 @@ def isa_sentence(m: dict) -> str:
             f"({', '.join(m['isa']) or 'none reported'}). ")
 
 
+def machine_text(m: dict) -> str:
+    return (f"{m['cpu']}, {m['cores']} cores, {m['torch_threads']} torch threads, torch {m['torch']}, "
+            f"Python {m['python']}. " + isa_sentence(m))
+
+
+def runs_text(rows: list[dict], result: dict) -> str:
+    """Where and when ``rows`` ran: each row carries its own machine and date (rows of an older file, which
+    named one machine for all, take the file's)."""
+    seen = dict.fromkeys((r.get("date", result["date"]), json.dumps(r.get("machine", result["machine"]),
+                                                                    sort_keys=True)) for r in rows)
+    return " ".join(f"Run {date}, machine: {machine_text(json.loads(m))}" for date, m in seen).strip()
+
+
 def markdown(result: dict) -> str:
-    m = result["machine"]
     lines = ["# Recipe benchmark: the course's recipes against the article's vanilla settings", "",
-             "Written by `python benchmarks/recipes.py` (see its docstring for the definitions). "
-             f"Run {result['date']}, machine: {m['cpu']}, {m['cores']} cores, {m['torch_threads']} torch threads, "
-             f"torch {m['torch']}, Python {m['python']}. " + isa_sentence(m) + "Training times: `train s` is wall "
-             "clock, `CPU s` the CPU time of the training process; with one torch thread the CPU time is what the "
+             "Written by `python benchmarks/recipes.py` (see its docstring for the definitions). Each section "
+             "names the machine and the date of its runs. Training times: `train s` is wall clock, `CPU s` the CPU time of the training process; with one torch thread the CPU time is what the "
              "run takes on an idle core and is the one judged against the budget (the wall time grows when other "
              "jobs share the machine). The load average (1 min) before each run is in the 2-D tables and, with the "
              "load after it, in `results-recipes.json` (a load above 1 means other jobs shared the machine).", ""]
@@ -195,7 +210,7 @@ def markdown(result: dict) -> str:
         rows = [r for r in result["runs"] if r["data"] == data]
         if not rows:
             continue
-        lines += [f"## {data}", "", f"Target: {TARGETS[data]}.", ""]
+        lines += [f"## {data}", "", runs_text(rows, result), "", f"Target: {TARGETS[data]}.", ""]
         if data in PUBLISHED:
             lines += ["Published figures to beat (same data and definitions): " +
                       "; ".join(f"{n}: {mo} modes" + (f", {hq} high quality" if hq else "")
@@ -265,6 +280,16 @@ def fashion_section() -> list[str]:
         fashion.summary_lines(result) + [""]
 
 
+def merge_runs(before: dict, rows: list[dict]) -> list[dict]:
+    """The runs of ``before`` (a results-recipes.json) whose dataset and recipe ``rows`` did not re-run, each
+    keeping the machine and date it ran on (from the file, if the row has none), then ``rows``; sorted."""
+    redone = {(r["data"], r["recipe"]) for r in rows}
+    kept = [{"machine": before.get("machine"), "date": before.get("date"), **r}
+            for r in before.get("runs", []) if (r["data"], r["recipe"]) not in redone]
+    order = list(BUDGET_S)
+    return sorted(kept + rows, key=lambda r: (order.index(r["data"]), RECIPE_NAMES.index(r["recipe"]), r["seed"]))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", nargs="+", choices=list(BUDGET_S), default=list(BUDGET_S))
@@ -284,12 +309,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     torch.set_num_threads(args.threads)
     seeds = parse_seeds(args.seeds) if args.seeds else None
-    rows = []
+    rows, here, now = [], machine(), time.strftime("%Y-%m-%d %H:%M")
     for data in args.only:
         for recipe in [r for r in args.recipes if r != "unconditional" or data == "digits"]:
             for seed in seeds or SEEDS[data]:
                 row = run_one(data, recipe, seed, 3.0 if args.quick else BUDGET_S[data], 20 if args.quick else None)
-                rows.append(row)
+                rows.append(dict(row, machine=here, date=now))
                 shown = {k: row[k] for k in ("data", "recipe", "seed", "steps", "train_seconds", "cpu_seconds", "load_before",
                                              "modes", "high_quality", "frechet_distance", "frechet_distance_real",
                                              "precision", "recall", "min_class_share") if k in row}
@@ -297,12 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out_dir)
     previous = out / "results-recipes.json"
     if not args.quick and previous.is_file():  # keep the runs of the datasets / recipes not re-run now
-        redone = {(r["data"], r["recipe"]) for r in rows}
-        kept = [r for r in json.loads(previous.read_text()).get("runs", []) if (r["data"], r["recipe"]) not in redone]
-        rows = kept + rows
-        order = list(BUDGET_S)
-        rows.sort(key=lambda r: (order.index(r["data"]), RECIPE_NAMES.index(r["recipe"]), r["seed"]))
-    result = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(), "budgets_s": BUDGET_S,
+        rows = merge_runs(json.loads(previous.read_text()), rows)
+    result = {"date": now, "machine": here, "budgets_s": BUDGET_S,
               "targets": TARGETS, "published": PUBLISHED, "summary": summary(rows), "runs": rows}
     print(json.dumps(result["summary"], indent=1))
     if not args.quick:

@@ -64,9 +64,9 @@ class MLPGenerator(nn.Module):
     z stays N(0, I) either way, so every sampler and checkpoint works unchanged.
 
     ``init_gain``: the first layer's weights start at ``init_gain`` times PyTorch's default (biases unchanged).
-    Only the start changes: the weights (and checkpoints) are ordinary. A try, not a recipe: on ring8, 15 raised
-    the high-quality share on every seed on an Intel Xeon but lowered seed 4 to 95.8 % on the AMD EPYCs
-    (``benchmarks/recipes_notes.md``, "A first-layer gain" and "A fourth CPU").
+    Only the start changes: the weights (and checkpoints) are ordinary. ring8's recipe uses 15 (with batch 256
+    and 4,000 steps; at batch 512 seed 4 fell to 95.8 % on the AMD EPYCs): ``benchmarks/recipes_notes.md``, "A
+    first-layer gain" and "A fourth CPU".
     """
 
     def __init__(self, latent_dim: int = 2, out_dim: int = 2, hidden: int = 128, depth: int = 3, codes: int = 0,

@@ -277,6 +277,28 @@ def test_recipe_benchmark_report_only_rewrites_the_report_from_the_json(tmp_path
     assert (tmp_path / "RESULTS-recipes.md").read_text() == (bench / "RESULTS-recipes.md").read_text()
 
 
+def test_recipe_benchmark_rows_keep_the_machine_they_ran_on():
+    """Re-running one dataset keeps the other datasets' rows with their own machine and date, and each section of
+    the report names the machines of its rows (not the last run's machine for all)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import recipes as bench
+
+    xeon = {"cpu": "Xeon X", "cores": 2, "torch_threads": 2, "torch": "2.14.1", "python": "3.11.7"}
+    epyc = dict(xeon, cpu="EPYC Y", torch_threads=1)
+    old = {"date": "2026-11-29 06:07", "machine": xeon, "runs": [
+        {"data": d, "recipe": "course", "seed": 0, "steps": 10, "train_seconds": 1.0, "load_before": 0.1, "modes": 8,
+         "num_modes": 8, "high_quality": 0.98} for d in ("ring8", "grid25")]}
+    new = [dict(old["runs"][0], seed=s, machine=epyc, date="2026-12-03 13:00", threads=1, cpu_seconds=2.0)
+           for s in (0, 1)]
+    rows = bench.merge_runs(old, new)
+    assert [(r["data"], r["seed"], r["machine"]["cpu"]) for r in rows] == [
+        ("ring8", 0, "EPYC Y"), ("ring8", 1, "EPYC Y"), ("grid25", 0, "Xeon X")]
+    text = bench.markdown({"date": "2026-12-03 13:00", "machine": epyc, "runs": rows, "summary": bench.summary(rows)})
+    ring, grid = text.split("## ring8")[1].split("## grid25")
+    assert "Run 2026-12-03 13:00, machine: EPYC Y, 2 cores, 1 torch threads" in ring and "Xeon X" not in ring
+    assert "Run 2026-11-29 06:07, machine: Xeon X, 2 cores, 2 torch threads" in grid.split("## ")[0]
+
+
 # ----------------------------------------------------------------------------- cross-checks with the reference packages
 
 def test_frechet_distance_equals_pytorch_fid():
