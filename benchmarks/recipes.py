@@ -66,7 +66,7 @@ NOTES_FILE = Path(__file__).with_name("recipes_notes.md")
 
 def machine() -> dict:
     """The CPU model, its vector / matrix instruction sets (they decide the floating-point path), cores, threads."""
-    cpu, flags, ids = platform.processor() or "", set(), {}
+    cpu, flags, ids = "", set(), {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = (part.strip() for part in line.partition(":"))
@@ -78,6 +78,7 @@ def machine() -> dict:
                 ids[key] = value
     except OSError:
         pass
+    cpu = cpu or platform.processor() or "unknown CPU"  # /proc/cpuinfo first: processor() is often "x86_64"
     if ids:  # the model name alone ("AMD EPYC") does not tell a Zen 3 from a Zen 5
         cpu = f"{cpu} (family {ids.get('cpu family', '?')} model {ids.get('model', '?')})"
     isa = sorted(f for f in flags if f.startswith(("avx", "amx", "fma")))
@@ -202,8 +203,8 @@ def runs_text(rows: list[dict], result: dict) -> str:
 def markdown(result: dict) -> str:
     lines = ["# Recipe benchmark: the course's recipes against the article's vanilla settings", "",
              "Written by `python benchmarks/recipes.py` (see its docstring for the definitions). Each section "
-             "names the machine and the date of its runs. Training times: `train s` is wall clock, `CPU s` the CPU time of the training process; with one torch thread the CPU time is what the "
-             "run takes on an idle core and is the one judged against the budget (the wall time grows when other "
+             "names the machine and the date of its runs. Training times: `train s` is wall clock, `CPU s` the CPU "
+             "time of the training process; with one torch thread the CPU time is what the run takes on an idle core and is the one judged against the budget (the wall time grows when other "
              "jobs share the machine). The load average (1 min) before each run is in the 2-D tables and, with the "
              "load after it, in `results-recipes.json` (a load above 1 means other jobs shared the machine).", ""]
     for data in ("ring8", "grid25", "digits"):

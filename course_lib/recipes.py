@@ -13,9 +13,9 @@ RECIPES: dict[str, dict] = {
     # borders: fewer samples between modes than with 8 or more noise dimensions), large batches, a high
     # learning rate with Adam betas (0.5, 0.9) decayed linearly to zero (the generator settles on the modes
     # instead of circling them), a small R1 penalty on D (stops mode-hopping) and samples from an EMA of G.
-    # ring8 also starts G's first layer 15 times steeper (g_init_gain: its ReLU borders start as sharp lines
-    # through the noise plane's centre, one fan of sectors), with batch 256 and 4,000 steps: 98.00-99.00 % on
-    # seeds 0-9 of the AMD EPYCs' floating-point path, where batch 512 and 3,500 steps gave 95.96-98.32 %.
+    # ring8 also starts G's first layer 15 times steeper (g_init_gain: its ReLU borders start close to the
+    # noise plane's centre), with batch 256 and 4,000 steps: 98.00-99.00 % on seeds 0-9 of the AMD EPYCs'
+    # floating-point path, where batch 512 and 3,500 steps without the gain gave 95.96-98.32 %.
     # Measured in benchmarks/RESULTS-recipes.md and benchmarks/recipes_notes.md.
     "ring8": dict(model="mlp", loss="nonsaturating", latent_dim=2, g_width=128, d_width=128, depth=3,
                   g_init_gain=15.0, batch_size=256, lr_g=4e-3, lr_d=4e-3, betas=(0.5, 0.9), lr_schedule="linear",
