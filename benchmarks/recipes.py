@@ -188,7 +188,8 @@ def isa_sentence(m: dict) -> str:
 
 
 def machine_text(m: dict) -> str:
-    return (f"{m['cpu']}, {m['cores']} cores, {m['torch_threads']} torch threads, torch {m['torch']}, "
+    threads = f"{m['torch_threads']} torch thread" + ("" if m["torch_threads"] == 1 else "s")
+    return (f"{m['cpu']}, {m['cores']} cores, {threads}, torch {m['torch']}, "
             f"Python {m['python']}. " + isa_sentence(m))
 
 

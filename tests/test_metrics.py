@@ -295,7 +295,7 @@ def test_recipe_benchmark_rows_keep_the_machine_they_ran_on():
         ("ring8", 0, "EPYC Y"), ("ring8", 1, "EPYC Y"), ("grid25", 0, "Xeon X")]
     text = bench.markdown({"date": "2026-12-03 13:00", "machine": epyc, "runs": rows, "summary": bench.summary(rows)})
     ring, grid = text.split("## ring8")[1].split("## grid25")
-    assert "Run 2026-12-03 13:00, machine: EPYC Y, 2 cores, 1 torch threads" in ring and "Xeon X" not in ring
+    assert "Run 2026-12-03 13:00, machine: EPYC Y, 2 cores, 1 torch thread," in ring and "Xeon X" not in ring
     assert "Run 2026-11-29 06:07, machine: Xeon X, 2 cores, 2 torch threads" in grid.split("## ")[0]
 
 
