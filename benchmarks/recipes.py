@@ -193,12 +193,9 @@ def machine_text(m: dict) -> str:
             f"Python {m['python']}. " + isa_sentence(m))
 
 
-def runs_text(rows: list[dict], result: dict) -> str:
-    """Where and when ``rows`` ran: each row carries its own machine and date (rows of an older file, which
-    named one machine for all, take the file's)."""
-    seen = dict.fromkeys((r.get("date", result["date"]), json.dumps(r.get("machine", result["machine"]),
-                                                                    sort_keys=True)) for r in rows)
-    return " ".join(f"Run {date}, machine: {machine_text(json.loads(m))}" for date, m in seen).strip()
+def runs_text(rows: list[dict]) -> str:
+    """Where and when ``rows`` ran (each row carries its machine and date: ``main``, ``merge_runs``)."""
+    return " ".join(dict.fromkeys(f"Run {r['date']}, machine: {machine_text(r['machine'])}" for r in rows)).strip()
 
 
 def markdown(result: dict) -> str:
@@ -212,7 +209,7 @@ def markdown(result: dict) -> str:
         rows = [r for r in result["runs"] if r["data"] == data]
         if not rows:
             continue
-        lines += [f"## {data}", "", runs_text(rows, result), "", f"Target: {TARGETS[data]}.", ""]
+        lines += [f"## {data}", "", runs_text(rows), "", f"Target: {TARGETS[data]}.", ""]
         if data in PUBLISHED:
             lines += ["Published figures to beat (same data and definitions): " +
                       "; ".join(f"{n}: {mo} modes" + (f", {hq} high quality" if hq else "")

@@ -1,7 +1,7 @@
 """One run of ``benchmarks/recipes.py``'s ``run_one`` (the course recipe, judged as the benchmark judges it),
 with changes to the recipe and no time limit; prints the row and appends it to a JSON-lines file.
 
-    python benchmarks/tries/run_one_with_changes.py ring8 4 '{"g_init_gain": 15, "steps": 2000}' rows.jsonl
+    python benchmarks/tries/run_one_with_changes.py ring8 4 '{"r1_gamma": 0.3, "steps": 2000}' rows.jsonl
 
 One torch thread, as the benchmark; ``cpu_s`` is the CPU time of training only. The rows of
 ``zen3_reruns.jsonl`` from 2026-12-03 (third session) come from the same ``run_one`` call, made by a throwaway
