@@ -294,7 +294,8 @@ def test_recipe_benchmark_rows_keep_the_machine_they_ran_on():
     assert [(r["data"], r["seed"], r["machine"]["cpu"]) for r in rows] == [
         ("ring8", 0, "EPYC Y"), ("ring8", 1, "EPYC Y"), ("grid25", 0, "Xeon X")]
     text = bench.markdown({"date": "2026-12-03 13:00", "machine": epyc, "runs": rows, "summary": bench.summary(rows)})
-    ring, grid = text.split("## ring8")[1].split("## grid25")
+    # the sections by their heading lines (the appended notes mention both datasets in headings of their own)
+    ring, grid = text.split("\n## ring8\n")[1].split("\n## grid25\n")
     assert "Run 2026-12-03 13:00, machine: EPYC Y, 2 cores, 1 torch thread," in ring and "Xeon X" not in ring
     assert "Run 2026-11-29 06:07, machine: Xeon X, 2 cores, 2 torch threads" in grid.split("## ")[0]
 
