@@ -202,7 +202,8 @@ def markdown(result: dict) -> str:
     lines = ["# Recipe benchmark: the course's recipes against the article's vanilla settings", "",
              "Written by `python benchmarks/recipes.py` (see its docstring for the definitions). Each section "
              "names the machine and the date of its runs. Training times: `train s` is wall clock, `CPU s` the CPU "
-             "time of the training process; with one torch thread the CPU time is what the run takes on an idle core and is the one judged against the budget (the wall time grows when other "
+             "time of the training process; with one torch thread the CPU time is what the run takes on an idle "
+             "core and is the one judged against the budget (the wall time grows when other "
              "jobs share the machine). The load average (1 min) before each run is in the 2-D tables and, with the "
              "load after it, in `results-recipes.json` (a load above 1 means other jobs shared the machine).", ""]
     for data in ("ring8", "grid25", "digits"):
