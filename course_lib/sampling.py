@@ -113,11 +113,12 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu", 
     shape = tuple(info.get("sample_shape") or ())
     if not shape:
         raise CheckpointError(f"checkpoint {path} does not record the data's sample shape")
-    G, _ = build_models(config.model, shape, config.latent_dim, config.g_width, config.d_width, config.depth,
-                        info.get("num_classes"), config.spectral_norm, config.latent_codes)
+    with torch.device("meta"):  # sizes only, no memory: the saved tensors are checked against them, then used
+        G, _ = build_models(config.model, shape, config.latent_dim, config.g_width, config.d_width, config.depth,
+                            info.get("num_classes"), config.spectral_norm, config.latent_codes)
     weights = state["G_ema"] if (use_ema and state.get("G_ema") is not None) else state["G"]
     try:
-        G.load_state_dict(weights)
+        G.load_state_dict(weights, assign=True)
     except RuntimeError as exc:
         raise CheckpointError(f"checkpoint {path}: generator weights do not fit its config: "
                               f"{first_lines(exc)}") from None

@@ -52,15 +52,25 @@ def _one_byte_changed(c):
     return path
 
 
-def _nan_weights(c):
-    """The ring8 checkpoint with NaN generator weights (and no EMA), saved with a valid checksum."""
-    path = c.root / "nan_weights.pt"
+def _resaved(c, name: str, change) -> object:
+    """A copy of the ring8 checkpoint, changed by ``change(state)`` and saved with a valid checksum."""
+    path = c.root / name
     if not path.exists():
         state = {k: v for k, v in c.state.items() if k not in ("format", "version", "checksum")}
-        state["G"] = {k: torch.full_like(v, float("nan")) for k, v in state["G"].items()}
-        state["G_ema"] = None
+        change(state)
         ckpt_mod.save_checkpoint(state, path)
     return path
+
+
+def _nan_weights(c):
+    """NaN generator weights (and no EMA)."""
+    return _resaved(c, "nan_weights.pt", lambda s: s.update(
+        G={k: torch.full_like(v, float("nan")) for k, v in s["G"].items()}, G_ema=None))
+
+
+def _huge_config(c):
+    """A config that claims a generator of width 2,000,000 (16 TB of weights) beside the saved, narrow weights."""
+    return _resaved(c, "huge_config.pt", lambda s: s.update(config={**s["config"], "g_width": 2_000_000}))
 
 
 def _folder_with_checkpoint_folder(c):
@@ -214,6 +224,9 @@ BAD_INPUTS = [
      r"is damaged: its contents do not match the SHA-256 checksum .*Use an earlier checkpoint or train again"),
     ("issue 12 BUG 5: NaN generator weights loaded for sampling", lambda c: load_generator(_nan_weights(c)),
      CheckpointError, r"generator's weights are not finite \(NaN or inf.* so it cannot be used for sampling"),
+    ("a checkpoint whose config claims a generator far larger than its weights (nothing is allocated)",
+     lambda c: load_generator(_huge_config(c)), CheckpointError,
+     r"generator weights do not fit its config: .*size mismatch for net\.0\.weight: .*\[32, 2\].*\[2000000, 2\]"),
     ("issue 12 BUG 5: CLI sample from NaN generator weights",
      lambda c: ["sample", "--checkpoint", str(_nan_weights(c)), "--out", str(c.root / "s.npy")], CLI_ERROR,
      r"weights are not finite .*cannot be used for sampling"),
