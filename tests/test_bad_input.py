@@ -12,6 +12,8 @@ from __future__ import annotations
 import gzip
 import re
 import struct
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -52,7 +54,7 @@ def _one_byte_changed(c):
     return path
 
 
-def _resaved(c, name: str, change) -> object:
+def _resaved(c, name: str, change: Callable[[dict], None]) -> Path:
     """A copy of the ring8 checkpoint, changed by ``change(state)`` and saved with a valid checksum."""
     path = c.root / name
     if not path.exists():
