@@ -40,15 +40,15 @@ class Recorder(TorchDispatchMode):
         super().__init__()
         self.ops: Counter = Counter()
         self.views = 0
-        self.products: list[tuple[str, list[tuple[tuple[int, ...], tuple[int, ...]]]]] = []
+        self.products: list[tuple[str, tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]]] = []
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         name = func.overloadpacket.__name__
         self.ops[name] += 1
         self.views += func.is_view
         if name in PRODUCTS:
-            self.products.append((name, [(tuple(a.shape), tuple(a.stride())) for a in args
-                                         if isinstance(a, torch.Tensor)]))
+            self.products.append((name, tuple((tuple(a.shape), tuple(a.stride())) for a in args
+                                              if isinstance(a, torch.Tensor))))
         return func(*args, **(kwargs or {}))
 
 
@@ -65,7 +65,7 @@ def per_call_us(f, n: int) -> float:
     return statistics.median(rounds)
 
 
-def product_us(name: str, inputs: list[tuple[tuple[int, ...], tuple[int, ...]]]) -> float:
+def product_us(name: str, inputs: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]) -> float:
     """Time one matrix product alone, on fresh tensors of the recorded sizes and strides."""
     tensors = [torch.randn(1 + sum((n - 1) * st for n, st in zip(size, stride))).as_strided(size, stride)
                for size, stride in inputs]  # as recorded, broadcast (stride 0) biases too
@@ -82,13 +82,8 @@ def floor_of(data: str, window: int = 8) -> dict:
         for _ in range(window):
             trainer.train_step()
     n_ops, n_products, n_views = sum(rec.ops.values()) / window, len(rec.products) / window, rec.views / window
-    cache: dict[str, float] = {}
-    products_us = 0.0
-    for name, inputs in rec.products:
-        key = repr((name, inputs))
-        if key not in cache:
-            cache[key] = product_us(name, inputs)
-        products_us += cache[key] / window
+    timed = {p: product_us(*p) for p in set(rec.products)}  # each distinct product once
+    products_us = sum(timed[p] for p in rec.products) / window
     tiny = torch.zeros(16)
     op_us = min(per_call_us(lambda: tiny.add_(1.0), 20_000), per_call_us(lambda: torch.zeros_like(tiny), 20_000))
     view_us = per_call_us(lambda: tiny.detach(), 20_000)
