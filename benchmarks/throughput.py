@@ -5,16 +5,16 @@ Models: the course's DCGAN with pytorch/examples' widths (ngf = ndf = 64, nz = 1
 uniform noise (speed does not depend on the pixels), batch 64, Adam, the non-saturating loss.
 
 (a) ``GANTrainer.fit`` (data held on the device, batches drawn by index, per-step NaN check and statistics);
-(b) ``course_lib.speed.PlainLoop``: a plain loop of the same models (same initial weights) with a standard
+(b) ``PlainLoop`` (``benchmarks/plain_loop.py``): a plain loop of the same models (same initial weights) with a standard
     ``DataLoader(TensorDataset, shuffle=True, batch_size=64)``.
 
-(a) and (b) are measured in the same run by ``course_lib.speed.compare_loops``: they take turns, ``--chunk``
+(a) and (b) are measured in the same run by ``plain_loop.compare_loops``: they take turns, ``--chunk``
 steps at a time (1 on a CPU: the order alternates step by step, so a change of load on a shared machine hits
 both alike), each timed with the GPU synchronised. The ratio is (a) / (b) in images per second: above 1 means
 the course's loop is faster. Also reported: the median of the per-turn ratios, and the ratio in images per
 CPU-second of this process (time spent waiting for a core on a busy machine does not count).
 
-Then the option ladder (``course_lib.speed.option_ladder``), cumulatively, one fresh trainer per rung: fp32
+Then the option ladder (``course_lib.ladder.option_ladder``), cumulatively, one fresh trainer per rung: fp32
 eager (TF32 forbidden), + TF32, + channels-last, + AMP bf16 (float16 with gradient scaling where bfloat16 is not
 native), + ``torch.compile``, + CUDA graphs (``mode="reduce-overhead"``), each with images per second, the peak GPU
 memory (``torch.cuda.max_memory_allocated`` during the timed steps; it includes the dataset held on the GPU) and
@@ -23,7 +23,7 @@ the MFU. On a CPU the GPU-only rungs (TF32, CUDA graphs) are reported "n/a on cp
 
 MFU (model FLOP utilisation): the FLOPs of one training step of the course loop, counted by
 ``torch.utils.flop_counter.FlopCounterMode``, times steps per second, over the device's peak in the precision the
-step runs in (``course_lib.speed.peak_flops``: the vendor's dense figure for known GPUs, a measured large matmul on
+step runs in (``course_lib.flops.peak_flops``: the vendor's dense figure for known GPUs, a measured large matmul on
 a CPU).
 
     python benchmarks/throughput.py                          # 32x32 and 64x64 on the best device
@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import gc
 import json
 import os
 import platform
@@ -49,8 +48,11 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 
 from course_lib.device import describe_device, get_device  # noqa: E402
-from course_lib.speed import (PlainLoop, compare_loops, count_flops, format_ladder, option_ladder,  # noqa: E402
-                              peak_flops, random_images)
+from course_lib.flops import count_flops, peak_flops  # noqa: E402
+from course_lib.ladder import format_ladder, option_ladder  # noqa: E402
+from course_lib.memory import free_cached_memory  # noqa: E402
+from course_lib.timing import random_images  # noqa: E402
+from plain_loop import PlainLoop, compare_loops  # noqa: E402  (benchmarks/, this script's folder, is on sys.path)
 from course_lib.train import GANTrainer, TrainConfig  # noqa: E402
 
 
@@ -69,12 +71,6 @@ def _load() -> list[float] | None:
         return [round(v, 2) for v in os.getloadavg()]
     except (OSError, AttributeError):
         return None
-
-
-def _free(device: torch.device) -> None:
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
 
 
 def make_config(args, size: int, device: str, amp: str = "off", channels_last: bool = False,
@@ -101,7 +97,7 @@ def bench_size(args, size: int, steps: int, device: torch.device) -> dict:
     ref = GANTrainer(make_config(args, size, dev), dataset=ds, verbose=False)
     G0, D0 = copy.deepcopy(ref.G).cpu(), copy.deepcopy(ref.D).cpu()
     del ref
-    _free(device)
+    free_cached_memory(device)
     chunk = args.chunk or (1 if device.type == "cpu" else 10)
 
     def trainer(opts: dict) -> GANTrainer:
@@ -113,7 +109,7 @@ def bench_size(args, size: int, steps: int, device: torch.device) -> dict:
         plain = PlainLoop(G0, D0, x_cpu, batch_size=args.batch_size, device=device, reuse_fake=reuse_fake)
         c = compare_loops(tr, plain, steps=steps, warmup=args.warmup, chunk=chunk)
         del tr, plain
-        _free(device)
+        free_cached_memory(device)
         return c
 
     c = compare(False)
@@ -144,7 +140,7 @@ def bench_size(args, size: int, steps: int, device: torch.device) -> dict:
     flops = count_flops(tr.train_step)
     images_per_step = tr.config.batch_size * tr.config.n_critic
     del tr
-    _free(device)
+    free_cached_memory(device)
     peaks: dict[str, dict] = {}
     result["flops_per_step"] = flops
 
@@ -237,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\ntotal {info['seconds']} s, load average after {info['load_average_after']}")
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": info, "results": results}, indent=2) + "\n")
-        print(f"wrote {args.json}")
+        import throughput_report  # benchmarks/, this script's folder: the page of every results-throughput*.json
+        print(f"wrote {args.json} and {throughput_report.write(Path(args.json).parent)}")
     return 0
 
 

@@ -3,6 +3,7 @@ training*.
 
 Modules, from low to high (nothing low imports something high):
 
+* ``threads``: torch's CPU threads sized to the CPUs this process may use (applied on ``import course_lib``).
 * ``device``, ``budget``: where to run, how to seed, how long training cells run.
 * ``data``: 2-D mixtures, digits, MNIST / Fashion-MNIST, held as tensors.
 * ``models``: MLP and DCGAN generators and discriminators. ``losses``: every GAN loss on logits.
@@ -10,7 +11,14 @@ Modules, from low to high (nothing low imports something high):
 * ``train``: the one training loop. ``metrics``, ``plots``, ``widgets``: evaluation and pictures.
 * ``cli``: ``python -m course_lib train | sample | evaluate``.
 """
+from . import threads as _threads
+
 __version__ = "0.1.0"
+
+# Before torch starts its OpenMP thread pool: the thread count and a wait policy that does not spin (see
+# course_lib.threads). Importing course_lib first (as the notebooks' first cell and the command line do) is what
+# makes the wait policy take effect.
+_threads.configure()
 
 __all__ = ["get_device", "seed_everything"]
 

@@ -7,42 +7,36 @@ import json
 import re
 import sys
 import time
+from functools import partial
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
+
+from .checks import InvalidValue, check_int, check_positive_number, check_seed
 
 __all__ = ["main", "build_parser"]
 
 
-def _valid_seed(v: int) -> bool:
-    """``utils.check_seed``'s range (imported late: ``course_lib.utils`` imports torch)."""
-    from .utils import SEED_MAX
-
-    return 0 <= v <= SEED_MAX
-
-
-def _number(convert, ok, bad_text: str, bad_value: str):
-    """An argparse ``type``: ``convert(text)``, refused with a clear message unless ``ok(value)``."""
-    def parse(text: str):
+def argtype(name: str, check: Callable[..., Any], convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    """The argparse ``type`` of a check of ``course_lib.checks`` (the one wrapper; the library and the command line
+    refuse the same values): ``convert(text)``, then ``check(name, value)``. A refusal reads "expected <what the
+    check expects>, got '<text>'", also for text that is no number at all (the check is asked about the text)."""
+    def parse(text: str) -> Any:
         try:
-            v = convert(text)
+            value = convert(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {bad_text}, got {text!r}") from None
-        if not ok(v):
-            raise argparse.ArgumentTypeError(f"expected {bad_value}, got {text!r}")
-        return v
+            value = text
+        try:
+            check(name, value)
+        except InvalidValue as exc:
+            raise argparse.ArgumentTypeError(f"expected {exc.expected}, got {text!r}") from None
+        except (ValueError, TypeError) as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        if value is text:  # pragma: no cover - every numeric check refuses a string
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+        return value
     return parse
-
-
-_positive_int = _number(int, lambda v: v > 0, "a positive whole number", "a positive whole number")
-_nonneg_int = _number(int, lambda v: v >= 0, "a non-negative whole number", "a non-negative whole number")
-_positive_float = _number(float, lambda v: v > 0 and np.isfinite(v), "a positive number", "a positive finite number")
-_seed = _number(int, _valid_seed, "a whole number", "a seed in [0, 2**63 - 1] (64-bit)")
-_unit_float = _number(float, lambda v: 0 <= v < 1, "a number in [0, 1)", "a number in [0, 1)")
-
-
-_PARSERS = {"positive_int": _positive_int, "nonneg_int": _nonneg_int, "positive_float": _positive_float,
-            "unit_float": _unit_float, "float": float, "betas": _unit_float}
 
 
 def _flag(f: dataclasses.Field) -> str:
@@ -72,8 +66,10 @@ def _add_config_flags(t: argparse.ArgumentParser) -> None:
 
     recipe_fields = {k for r in RECIPES.values() for k in r}
     steps = t.add_mutually_exclusive_group()
-    steps.add_argument("--epochs", type=_positive_int, help="passes over the data (instead of --steps)")
-    t.add_argument("--lr", type=_positive_float, help="learning rate of both networks (sets --lr-g and --lr-d)")
+    steps.add_argument("--epochs", type=argtype("epochs", check_int, int),
+                       help="passes over the data (instead of --steps)")
+    t.add_argument("--lr", type=argtype("lr", check_positive_number, float),
+                   help="learning rate of both networks (sets --lr-g and --lr-d)")
     for f in _config_fields():
         meta, kw = f.metadata, {"dest": f.name, "default": None}
         default = "the recipe's" if f.name in recipe_fields else repr(f.default)
@@ -82,11 +78,16 @@ def _add_config_flags(t: argparse.ArgumentParser) -> None:
             kw["choices"] = meta["choices"]
         elif "bool" in str(f.type):
             kw["action"] = argparse.BooleanOptionalAction
-        elif meta["cli"] == "betas":
-            kw.update(nargs=2, type=_PARSERS["betas"], metavar=("BETA1", "BETA2"))
-        elif isinstance(meta["cli"], str):
-            kw["type"] = _PARSERS[meta["cli"]]
+        elif f.type != "str":  # a number, or (betas) two: the field's check, or the flag's own (``cli``)
+            check = meta["check"] if meta["cli"] is True else meta["cli"]
+            kw["type"] = argtype(f.name, check, int if f.type.startswith("int") else float)
+            if f.type.startswith("tuple"):
+                kw.update(nargs=2, metavar=("BETA1", "BETA2"))
         (steps if f.name == "steps" else t).add_argument(_flag(f), **kw)
+
+
+_CHECKPOINT_HELP = ("checkpoint.pt written by 'train', or pretrained:NAME for a model that ships with the course "
+                    "(python -m course_lib pretrained lists them)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,11 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Write N samples in data space to a .npy file: points (N, D), or images "
                                    "(N, C, H, W) in [-1, 1]. A .png path writes an image grid instead.",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    s.add_argument("--checkpoint", required=True, help="checkpoint.pt written by 'train'")
-    s.add_argument("--n", type=_positive_int, default=2500, help="number of samples")
+    s.add_argument("--checkpoint", required=True, help=_CHECKPOINT_HELP)
+    s.add_argument("--n", type=argtype("n", check_int, int), default=2500, help="number of samples")
     s.add_argument("--out", required=True, help="output file (.npy, or .png for a grid of images)")
-    s.add_argument("--seed", type=_seed, default=0, help="seed of the noise")
-    s.add_argument("--label", type=_nonneg_int, help="class to generate (conditional models)")
+    s.add_argument("--seed", type=argtype("seed", check_seed, int), default=0, help="seed of the noise")
+    s.add_argument("--label", type=argtype("label", partial(check_int, minimum=0), int),
+                   help="class to generate (conditional models)")
     s.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
     s.add_argument("--device", default="cpu", help="device to sample on")
 
@@ -126,14 +128,19 @@ def build_parser() -> argparse.ArgumentParser:
                                    "memorisation for images. Each value is printed beside its real-versus-real "
                                    "floor (real data measured the same way) and all are written as JSON.",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    e.add_argument("--checkpoint", required=True, help="checkpoint.pt written by 'train'")
-    e.add_argument("--n", type=_positive_int, default=None,
+    e.add_argument("--checkpoint", required=True, help=_CHECKPOINT_HELP)
+    e.add_argument("--n", type=argtype("n", check_int, int), default=None,
                    help="number of samples (default: 2500 for points, 1440 for images)")
     e.add_argument("--out", default=None,
-                   help="JSON file to write (default: evaluation.json beside the checkpoint)")
-    e.add_argument("--seed", type=_seed, default=0, help="seed of the noise")
+                   help="JSON file to write (default: evaluation.json beside the checkpoint; for "
+                        "pretrained:NAME, NAME-evaluation.json here)")
+    e.add_argument("--seed", type=argtype("seed", check_seed, int), default=0, help="seed of the noise")
     e.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
     e.add_argument("--device", default="cpu", help="device to sample on")
+
+    sub.add_parser("pretrained", help="list the trained models that ship with the course",
+                   description="List the shipped models: pass pretrained:NAME as --checkpoint to sample or "
+                               "evaluate (course_lib.pretrained.load_pretrained(NAME) in Python).")
     return p
 
 
@@ -176,13 +183,14 @@ def _new_trainer(args, out: Path, changes: dict):
     """The trainer of a new run: the recipe of --data with the given fields; --epochs becomes steps (from the
     data's length and the batch: one epoch is len(data) // batch real batches, n_critic per step)."""
     from . import data as data_mod
-    from .runtime import batches_per_epoch, dist_info
+    from .distributed import dist_info
+    from .streams import batches_per_epoch
     from .train import GANTrainer, TrainConfig
 
     config = TrainConfig.for_data(changes.pop("data", "ring8"), **changes)
     dataset = data_mod.load(config.data, image_size=config.image_size, fallback=config.fallback, split=config.split)
     if args.epochs:
-        per_epoch = batches_per_epoch(len(dataset), config.batch_size, dist_info()[2])
+        per_epoch = batches_per_epoch(len(dataset), config.batch_size, dist_info().world_size)
         config = dataclasses.replace(config, steps=max(1, -(-args.epochs * per_epoch // config.n_critic)))
     return GANTrainer(config, dataset=dataset, out_dir=out, verbose=not args.quiet)
 
@@ -192,10 +200,10 @@ def cmd_train(args) -> int:
     import contextlib
 
     from .rundir import RunFolder
-    from .runtime import dist_info
+    from .distributed import dist_info
 
     mode = "overwrite" if args.overwrite else ("resume" if args.resume else "new")
-    if dist_info()[0] != 0:  # under torchrun only rank 0 writes, so only rank 0 holds the folder
+    if dist_info().rank != 0:  # under torchrun only rank 0 writes, so only rank 0 holds the folder
         folder = contextlib.nullcontext()
     else:
         folder = RunFolder(args.out, mode=mode, source=args.resume, flag="--out")
@@ -207,13 +215,14 @@ def _train(args, run=None) -> int:
     """The run itself; ``run`` is the locked ``RunFolder`` (None on ranks > 0). With ``--overwrite`` the earlier
     run's files are deleted only once the new trainer is built, so a refused command (a bad option, other data)
     leaves the earlier run as it was; a ``--resume`` source inside the folder is kept."""
-    from . import metrics, plots
+    from . import plots, report
+    from .run_files import write_figure, write_json
 
     out = Path(args.out)
     changes, flags = _config_changes(args)
     trainer = _resume(args, out, changes, flags) if args.resume else _new_trainer(args, out, changes)
     if run is not None and args.overwrite:
-        run.clear(extra=("metrics.json", "samples.png"))
+        run.clear()  # every file of the earlier run (rundir.RUN_OUTPUTS), its evaluation.json included
     config = trainer.config
     t0 = time.perf_counter()
     trainer.fit()  # writes out/checkpoint.pt (every checkpoint_every steps and at the end)
@@ -222,17 +231,17 @@ def _train(args, run=None) -> int:
     if trainer.rank != 0:
         return 130 if trainer.interrupted else 0
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")  # after the checkpoint
+    write_json(out / "config.json", config.to_dict(), indent=2)  # after the checkpoint; atomic, as all run files
     summary = {"data": config.data, "steps": trainer.step, "train_seconds": round(seconds, 2),
                "interrupted": trainer.interrupted, "skipped_steps": trainer.skipped_steps,
                "device": str(trainer.device), "world_size": trainer.world_size,
                "batch_size": config.batch_size, "batch_per_process": trainer.local_batch,
                "lr_g": config.lr_g, "lr_d": config.lr_d, "lr_schedule": config.lr_schedule}
-    n, labels = metrics.summary_request(trainer.dataset, num_classes=trainer.num_classes, seed=config.seed)
-    summary.update(metrics.summarize(trainer.sample(n, labels=labels) if n else None, trainer.dataset,
-                                     labels=labels))
+    n, labels = report.summary_request(trainer.dataset, num_classes=trainer.num_classes, seed=config.seed)
+    summary.update(report.summarize(trainer.sample(n, labels=labels) if n else None, trainer.dataset,
+                                    labels=labels))
     summary.update({f"final_{k}": v[-1] for k, v in trainer.history.items() if k != "penalty" and v})
-    (out / "metrics.json").write_text(json.dumps({"final": summary, "history": trainer.history}) + "\n")
+    write_json(out / "metrics.json", {"final": summary, "history": trainer.history})
     import matplotlib
 
     matplotlib.use("Agg")
@@ -241,7 +250,7 @@ def _train(args, run=None) -> int:
     samples = plots.figure_samples(trainer, 2500)  # 64 images of the fixed noise, or 2,500 points
     fig = plots.sample_figure(samples, trainer.dataset, D=trainer.D, device=trainer.device,
                               title=f"{config.data}, step {trainer.step}", loss=config.loss)
-    getattr(fig, "figure", fig).savefig(out / "samples.png", dpi=120, bbox_inches="tight")
+    write_figure(out / "samples.png", fig, dpi=120, bbox_inches="tight")
     plt.close("all")
     print(json.dumps({k: v for k, v in summary.items() if not isinstance(v, (list, dict))}, indent=2))
     written = (["checkpoint.pt"] if trainer.last_checkpoint is not None else []) + \
@@ -254,10 +263,16 @@ def cmd_sample(args) -> int:
     import torch
 
     from .rundir import check_output_file, check_sample_memory
+    from .pretrained import resolve_checkpoint
+    from .run_files import write_array, write_figure
     from .sampling import generate, load_generator
 
     out = check_output_file(args.out, (".npy", ".png"), flag="--out", what="samples file")
-    G, config, info = load_generator(args.checkpoint, device=args.device, use_ema=not args.no_ema)
+    G, config, info = load_generator(resolve_checkpoint(args.checkpoint), device=args.device,
+                                     use_ema=not args.no_ema)
+    if out.suffix.lower() == ".png" and len(info["sample_shape"]) != 3:
+        raise ValueError(f"--out {out.name!r}: a .png grid needs an image model, but {args.checkpoint} makes points "
+                         f"of shape {tuple(info['sample_shape'])}; use a .npy file")
     check_sample_memory(args.n, tuple(info["sample_shape"]), flag="--n", latent_dim=config.latent_dim)
     num_classes = info.get("num_classes")
     labels = None
@@ -269,37 +284,42 @@ def cmd_sample(args) -> int:
         labels = torch.full((args.n,), args.label, dtype=torch.long)
     x = generate(G, args.n, config.latent_dim, next(G.parameters()).device, labels=labels,
                  num_classes=num_classes, seed=args.seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix == ".png":
-        if x.dim() != 4:
-            raise ValueError("a .png output needs an image model; use .npy for points")
+    if out.suffix.lower() == ".png":
         from . import plots
         import matplotlib
 
         matplotlib.use("Agg")
         ax = plots.show_images(x[:256], nrow=16, size=6)
-        ax.figure.savefig(out, dpi=120, bbox_inches="tight")
-    elif out.suffix == ".npy":
-        np.save(out, x.numpy().astype(np.float32))
-    else:
-        raise ValueError(f"--out must end in .npy or .png, got {out.name!r}")
+        write_figure(out, ax, dpi=120, bbox_inches="tight")
+    else:  # .npy (check_output_file allowed only these two, in any case)
+        write_array(out, x.numpy().astype(np.float32, copy=False))
     print(f"wrote {args.n} samples of shape {tuple(x.shape[1:])} to {out}")
     return 0
 
 
 def cmd_evaluate(args) -> int:
-    from . import metrics
+    from . import report
     from .rundir import check_output_file, check_sample_memory
+    from .pretrained import evaluation_out, resolve_checkpoint
+    from .rundir import RunFolderError
+    from .run_files import write_json
     from .sampling import generate, load_generator
 
-    out = check_output_file(args.out if args.out is not None else Path(args.checkpoint).parent / "evaluation.json",
-                            (".json",), flag="--out", what="evaluation file")
-    G, config, info = load_generator(args.checkpoint, device=args.device, use_ema=not args.no_ema,
+    try:
+        out = check_output_file(args.out if args.out is not None else evaluation_out(args.checkpoint),
+                                (".json",), flag="--out" if args.out is not None else "", what="evaluation file")
+    except RunFolderError as exc:
+        if args.out is not None:
+            raise
+        raise RunFolderError(f"evaluate writes its result beside the checkpoint by default, but {exc}; or pass --out "
+                             "FILE to write it elsewhere") from None
+    G, config, info = load_generator(resolve_checkpoint(args.checkpoint), device=args.device,
+                                     use_ema=not args.no_ema,
                                      for_what="evaluation")
     shape = tuple(info.get("sample_shape") or ())
     name = info.get("name") or config.data
     num_classes = info.get("num_classes")
-    n, labels = metrics.summary_request(name, num_classes=num_classes, seed=args.seed, n=args.n)
+    n, labels = report.summary_request(name, num_classes=num_classes, seed=args.seed, n=args.n)
     if n == 0:
         raise ValueError(f"no course metric applies to the data {name!r}: nothing to evaluate")
     check_sample_memory(n, shape, flag="--n", latent_dim=config.latent_dim)
@@ -307,7 +327,7 @@ def cmd_evaluate(args) -> int:
                  seed=args.seed)
     result: dict = {"checkpoint": str(args.checkpoint), "data": name, "n": n, "seed": args.seed,
                     "ema": not args.no_ema}
-    result.update(metrics.summarize(x, name, labels=labels))
+    result.update(report.summarize(x, name, labels=labels))
     if "image_metrics_error" in result:
         raise ValueError(f"the image metrics failed: {result['image_metrics_error']}")
     if "metrics_note" in result:
@@ -322,13 +342,20 @@ def cmd_evaluate(args) -> int:
         shown = f"{real:.4g}" + (f" +- {sd:.2g}" if isinstance(sd, (int, float)) else "") if isinstance(
             real, (int, float)) else ""
         print(f"{key:<24}{v:>12.4g}{shown:>26}  {verdict}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    write_json(out, result, indent=2, default=str)
     print(f"wrote {out}")
     return 0
 
 
-COMMANDS = {"train": cmd_train, "sample": cmd_sample, "evaluate": cmd_evaluate}
+def cmd_pretrained(args) -> int:
+    """``pretrained``: one line per shipped model (name, what it is, size, metric)."""
+    from .pretrained import describe
+
+    print("\n".join(describe()))
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "sample": cmd_sample, "evaluate": cmd_evaluate, "pretrained": cmd_pretrained}
 
 
 def _out_of_memory(exc: BaseException) -> str | None:
@@ -350,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         from .checkpoint import CheckpointError
         from .data import DatasetUnavailableError
         from .device import DeviceError
-        from .runtime import NonFiniteLossError
+        from .guard import NonFiniteLossError
 
         args = build_parser().parse_args(argv)
         try:

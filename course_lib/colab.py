@@ -2,10 +2,11 @@
 
 Colab gives a free GPU (usually a T4: float16 with gradient scaling, no native bfloat16), but a notebook opened
 there from GitHub comes alone: the course is not installed and ipywidgets need Colab's custom widget manager.
-So every notebook's first code cell is ``FIRST_CELL``: a few lines of plain Python (it must run *before*
+So every notebook's first code cell is ``FIRST_CELL``: a few lines of plain Python (they run *before*
 ``course_lib`` exists on Colab) that, only on Colab, install the course from its repository with pip and enable
-the widget manager, and elsewhere do nothing. ``tools/add_colab_cell.py`` writes it into the notebooks; this
-module is its one home.
+the widget manager. Its last line imports ``course_lib`` everywhere, before any cell imports torch, so that the
+course's CPU-thread rule (``course_lib.threads``) is in force before torch starts its thread pool.
+``tools/add_colab_cell.py`` writes it into the notebooks; this module is its one home.
 
     >>> in_colab()                        # False on a laptop, Binder or CI
     >>> colab_url("notebooks/05_gpu_training.ipynb")
@@ -25,14 +26,16 @@ BRANCH = "main"
 INSTALL_URL = f"git+https://github.com/{REPO}.git@{BRANCH}"
 MARKER = "# Colab set-up"  # the first line of FIRST_CELL: how tools/add_colab_cell.py recognises the cell
 
-FIRST_CELL = f'''{MARKER} (does nothing outside Google Colab): install the course, enable its widgets.
+FIRST_CELL = f'''{MARKER}: on Google Colab only, install the course and enable its widgets; everywhere, size
+# torch's CPU threads to this machine by importing course_lib before torch (course_lib.threads).
 import os, sys
 if "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ:
     import subprocess
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "{INSTALL_URL}"], check=True)
     from google.colab import output
     output.enable_custom_widget_manager()
-    print("Colab: course installed. A GPU? Runtime > Change runtime type > T4 GPU.")'''
+    print("Colab: course installed. A GPU? Runtime > Change runtime type > T4 GPU.")
+import course_lib'''
 
 
 def in_colab(modules: Mapping | None = None, environ: Mapping | None = None) -> bool:

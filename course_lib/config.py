@@ -8,27 +8,30 @@
 Each field carries its description in ``dataclasses.field(metadata=...)``:
 
 * ``help``: one line, shown by ``python -m course_lib train --help`` (the CLI builds its flags from it);
-* ``check``: the row of the validation table, ``check(name, value)`` raising ValueError / TypeError;
-* ``choices``: the valid values of a text field (checked by the same table);
+* ``check``: the row of the validation table, ``check(name, value)`` raising ValueError / TypeError (a check of
+  ``course_lib.checks``, or one below for what only a field here needs);
+* ``choices``: the valid values of a text field (its check is ``checks.check_choice``);
 * ``model``: the field defines the networks' shapes (``MODEL_FIELDS``: a checkpoint loads only into a
   config that agrees on all of them);
 * ``resume``: the field may change when a run is resumed (``RESUMABLE_FIELDS``); every other field that
   differs from the checkpoint is refused, by ``GANTrainer.from_checkpoint`` and by the CLI alike;
-* ``cli``: how the command line parses it (a parser name of ``course_lib.cli``, or False for no flag).
+* ``cli``: True for a flag whose text is converted to the field's type and refused by its ``check``
+  (``cli.argtype``); another check to refuse it by instead (``--ema 0`` means no EMA); False for no flag.
 """
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable
 
 from . import data as data_mod
 from .checkpoint import CheckpointError
+from .checks import (check_bool, check_choice, check_int, check_nonneg_number, check_positive_number, check_seed,
+                     check_unit_interval, is_int, is_number)
 from .losses import LOSSES, get_loss
 from .models import MODELS, check_latent_codes
 from .recipes import RECIPES
-from .utils import check_bool, check_int, check_positive_number, check_seed, is_int
 
 __all__ = ["TrainConfig", "MODEL_FIELDS", "RESUMABLE_FIELDS", "AMP_CHOICES", "NAN_POLICIES", "LR_SCHEDULES",
            "SPLITS", "resume_conflicts", "resume_config", "ResumeConflictError"]
@@ -36,98 +39,56 @@ __all__ = ["TrainConfig", "MODEL_FIELDS", "RESUMABLE_FIELDS", "AMP_CHOICES", "NA
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")
 NAN_POLICIES = ("stop", "skip")
 LR_SCHEDULES = ("constant", "linear")
-SPLITS = ("train", "test", "all")
+SPLITS = data_mod.SPLITS  # the parts of the data; data.check_split is their one check
 
 
-# ----------------------------------------------------------------------------- the checks (rows of the table)
+# ----------------------------------------------------------------------------- the rows of the table
+# The general checks come from ``course_lib.checks``; these are the ones only a TrainConfig field needs, with the
+# same signature ``check(name, value)``.
 
-def _number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _positive_int(name: str, v: Any) -> None:
-    check_int(name, v)
-
-
-def _optional_positive_int(name: str, v: Any) -> None:
-    check_int(name, v, allow_none=True)
-
-
-def _nonneg_int(name: str, v: Any) -> None:
-    check_int(name, v, minimum=0)
+def _check_image_size(name: str, value: Any) -> Any:
+    """None (the dataset's own size) or a size the DCGAN models support (``data.check_image_size``)."""
+    if value is not None:
+        if not is_int(value):
+            raise ValueError(f"{name} must be an integer (8, 16, 32 or 64) or None, got {value!r}")
+        data_mod.check_image_size(value)
+    return value
 
 
-def _seed(name: str, v: Any) -> None:
-    check_seed(v, name)
+def _check_ema_decay(name: str, value: Any) -> Any:
+    """None (no EMA of G) or a float in (0, 1)."""
+    if value is not None and not (isinstance(value, float) and 0 < value < 1):
+        raise ValueError(f"{name} must be a float in (0, 1) (e.g. 0.999) or None, got {value!r}")
+    return value
 
 
-def _bool(name: str, v: Any) -> None:
-    check_bool(name, v)
+def _check_betas(name: str, value: Any) -> Any:
+    """Adam's two betas, each in [0, 1)."""
+    if not (isinstance(value, tuple) and len(value) == 2 and all(is_number(b) and 0 <= b < 1 for b in value)):
+        raise ValueError(f"{name} must be two numbers in [0, 1), such as (0.5, 0.999), got {value!r}")
+    return value
 
 
-def _optional_bool(name: str, v: Any) -> None:
-    check_bool(name, v, allow_none=True)
+def _check_device(name: str, value: Any) -> Any:
+    """A device name (checked against the machine when the trainer starts: ``device.get_device``)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string such as 'auto', 'cpu', 'cuda', 'cuda:1' or 'mps', got {value!r}")
+    return value
 
 
-def _positive_number(name: str, v: Any) -> None:
-    check_positive_number(name, v)
-
-
-def _optional_nonneg_number(name: str, v: Any) -> None:
-    if v is not None and not (_number(v) and math.isfinite(v) and v >= 0):
-        raise ValueError(f"{name} must be a non-negative number, got {v!r}")
-
-
-def _nonneg_number(name: str, v: Any) -> None:
-    if v is None:
-        raise ValueError(f"{name} must be a non-negative number, got None")
-    _optional_nonneg_number(name, v)
-
-
-def _unit_interval(name: str, v: Any) -> None:
-    if not (_number(v) and 0 <= v < 1):
-        raise ValueError(f"{name} must be in [0, 1), got {v!r}")
-
-
-def _ema_decay(name: str, v: Any) -> None:
-    if v is not None and not (isinstance(v, float) and 0 < v < 1):
-        raise ValueError(f"{name} must be a float in (0, 1) (e.g. 0.999) or None, got {v!r}")
-
-
-def _betas(name: str, v: Any) -> None:
-    if not (isinstance(v, tuple) and len(v) == 2 and all(_number(b) and 0 <= b < 1 for b in v)):
-        raise ValueError(f"{name} must be two numbers in [0, 1), such as (0.5, 0.999), got {v!r}")
-
-
-def _image_size(name: str, v: Any) -> None:
-    if v is not None:
-        if not is_int(v):
-            raise ValueError(f"{name} must be an integer (8, 16, 32 or 64) or None, got {v!r}")
-        data_mod.check_image_size(v)
-
-
-def _device(name: str, v: Any) -> None:
-    if not isinstance(v, str):
-        raise TypeError(f"{name} must be a string such as 'auto', 'cpu', 'cuda', 'cuda:1' or 'mps', got {v!r}")
-
-
-def _choice(noun: str, valid: str = "choices") -> Callable[[str, Any], None]:
-    """A check that the value is one of the field's ``choices``: 'unknown <noun> ...; valid <valid> are ...'."""
-    def check(name: str, v: Any) -> None:
-        choices = _CHOICES[name]
-        if not isinstance(v, str) or v not in choices:
-            raise ValueError(f"unknown {noun} {v!r}; valid {valid} are {', '.join(choices)}")
-    return check
-
-
-_CHOICES: dict[str, tuple[str, ...]] = {}
-
-
-def option(default: Any, help: str, check: Callable[[str, Any], None], *, choices: tuple[str, ...] = (),
-           model: bool = False, resume: bool = False, cli: str | bool = True, flag: str | None = None) -> Any:
+def option(default: Any, help: str, check: Callable[..., Any], *, choices: tuple[str, ...] = (), model: bool = False,
+           resume: bool = False, cli: bool | Callable[..., Any] = True, flag: str | None = None) -> Any:
     """A ``TrainConfig`` field with its metadata (see the module docstring)."""
     return field(default=default, metadata={"help": help, "check": check, "choices": choices, "model": model,
                                             "resume": resume, "cli": cli, "flag": flag})
+
+
+def choice(default: str, help: str, choices: tuple[str, ...], noun: str | None = None, valid: str = "choices",
+           **kw: Any) -> Any:
+    """A text field whose value is one of ``choices``: an ``option`` checked by ``checks.check_choice``
+    ("unknown <noun> 'x'; valid <valid> are ...")."""
+    return option(default, help, partial(check_choice, choices=choices, noun=noun, valid=valid), choices=choices,
+                  **kw)
 
 
 # ----------------------------------------------------------------------------- the config
@@ -149,64 +110,60 @@ class TrainConfig:
     steps, and before callbacks and checkpoints (see ``GANTrainer``).
     """
 
-    data: str = option("ring8", "dataset", _choice("dataset", "names"), choices=data_mod.DATASETS, model=True)
-    image_size: int | None = option(None, "image size for image data (8, 16, 32 or 64)", _image_size, model=True,
-                                    cli="positive_int")
-    split: str = option("train", "part of the data to train on", _choice("split"), choices=SPLITS)
+    data: str = choice("ring8", "dataset", data_mod.DATASETS, "dataset", "names", model=True)
+    image_size: int | None = option(None, "image size for image data (8, 16, 32 or 64)", _check_image_size,
+                                    model=True)
+    split: str = option("train", "part of the data to train on", data_mod.check_split, choices=SPLITS)
     fallback: bool = option(False, "use the offline 'digits' data if MNIST / Fashion-MNIST cannot be downloaded",
-                            _bool)
-    model: str = option("mlp", "network family (mlp for points, dcgan for images)", _choice("model", "models"),
-                        choices=tuple(MODELS), model=True)
-    loss: str = option("nonsaturating", "GAN loss", _choice("loss", "losses"), choices=tuple(LOSSES))
-    latent_dim: int = option(8, "size of z", _positive_int, model=True, cli="positive_int")
+                            check_bool)
+    model: str = choice("mlp", "network family (mlp for points, dcgan for images)", tuple(MODELS), valid="models",
+                        model=True)
+    loss: str = choice("nonsaturating", "GAN loss", tuple(LOSSES), valid="losses")
+    latent_dim: int = option(8, "size of z", check_int, model=True)
     latent_codes: int = option(0, "read the first K of z's coordinates as a categorical code of K values (a "
-                                  "disconnected latent; mlp only; 0: Gaussian z)", _nonneg_int, model=True,
-                               cli="nonneg_int")
+                                  "disconnected latent; mlp only; 0: Gaussian z)", partial(check_int, minimum=0),
+                               model=True)
     g_init_gain: float = option(1.0, "the generator's first layer starts with its weights times this gain (mlp "
-                                     "only; 1: PyTorch's default)", _positive_number, cli="positive_float")
-    g_width: int = option(128, "width of the generator", _positive_int, model=True, cli="positive_int")
-    d_width: int = option(128, "width of the discriminator", _positive_int, model=True, cli="positive_int")
-    depth: int = option(3, "hidden layers of the MLPs", _positive_int, model=True, cli="positive_int")
+                                     "only; 1: PyTorch's default)", check_positive_number)
+    g_width: int = option(128, "width of the generator", check_int, model=True)
+    d_width: int = option(128, "width of the discriminator", check_int, model=True)
+    depth: int = option(3, "hidden layers of the MLPs", check_int, model=True)
     conditional: bool = option(False, "class-conditional GAN (labelled image data; on for the digits recipe)",
-                               _bool, model=True)
-    spectral_norm: bool = option(False, "spectral normalisation in D", _bool, model=True)
-    steps: int = option(3000, "generator steps (on resume: the new total)", _positive_int, resume=True,
-                        cli="positive_int")
-    batch_size: int = option(256, "global batch size", _positive_int, cli="positive_int")
-    lr_g: float = option(2e-4, "learning rate of G", _positive_number, cli="positive_float")
-    lr_d: float = option(2e-4, "learning rate of D", _positive_number, cli="positive_float")
-    betas: tuple[float, float] = option((0.5, 0.999), "Adam betas of both networks", _betas, cli="betas")
-    lr_schedule: str = option("constant", "constant, or linear decay to 0 over the run", _choice("lr_schedule"),
-                              choices=LR_SCHEDULES)
+                               check_bool, model=True)
+    spectral_norm: bool = option(False, "spectral normalisation in D", check_bool, model=True)
+    steps: int = option(3000, "generator steps (on resume: the new total)", check_int, resume=True)
+    batch_size: int = option(256, "global batch size", check_int)
+    lr_g: float = option(2e-4, "learning rate of G", check_positive_number)
+    lr_d: float = option(2e-4, "learning rate of D", check_positive_number)
+    betas: tuple[float, float] = option((0.5, 0.999), "Adam betas of both networks", _check_betas,
+                                        cli=check_unit_interval)
+    lr_schedule: str = choice("constant", "constant, or linear decay to 0 over the run", LR_SCHEDULES)
     n_critic: int | None = option(None, "discriminator steps per generator step (default: the loss's)",
-                                  _optional_positive_int, cli="positive_int")
-    label_smoothing: float = option(0.0, "one-sided label smoothing of real targets", _unit_interval,
-                                    cli="unit_float")
+                                  partial(check_int, allow_none=True))
+    label_smoothing: float = option(0.0, "one-sided label smoothing of real targets", check_unit_interval)
     gp_weight: float | None = option(None, "weight of the WGAN-GP gradient penalty (default: the loss's)",
-                                     _optional_nonneg_number, cli="float")
-    r1_gamma: float = option(0.0, "weight of the R1 penalty", _nonneg_number, cli="float")
-    r1_every: int = option(1, "compute R1 every k steps, weighted k times (lazy R1)", _positive_int,
-                           cli="positive_int")
-    ema_decay: float | None = option(None, "EMA decay of the generator (0 turns EMA off)", _ema_decay,
-                                     cli="unit_float", flag="--ema")
-    seed: int = option(0, "random seed", _seed, cli="nonneg_int")
-    device: str = option("auto", "auto, cpu, cuda, cuda:N or mps", _device, resume=True)
-    amp: str = option("auto", "mixed precision", _choice("amp mode"), choices=AMP_CHOICES, resume=True)
+                                     partial(check_nonneg_number, allow_none=True))
+    r1_gamma: float = option(0.0, "weight of the R1 penalty", check_nonneg_number)
+    r1_every: int = option(1, "compute R1 every k steps, weighted k times (lazy R1)", check_int)
+    ema_decay: float | None = option(None, "EMA decay of the generator (0 turns EMA off)", _check_ema_decay,
+                                     cli=check_unit_interval, flag="--ema")
+    seed: int = option(0, "random seed", check_seed)
+    device: str = option("auto", "auto, cpu, cuda, cuda:N or mps", _check_device, resume=True)
+    amp: str = choice("auto", "mixed precision", AMP_CHOICES, "amp mode", resume=True)
     channels_last: bool | None = option(None, "channels-last memory format (default: on for convolutions on "
-                                              "CUDA)", _optional_bool, resume=True)
-    compile: bool | None = option(None, "torch.compile (default: on CUDA only)", _optional_bool, resume=True)
-    cudnn_benchmark: bool | None = option(None, "cuDNN autotuning (default: on CUDA)", _optional_bool,
-                                          resume=True)
+                                              "CUDA)", partial(check_bool, allow_none=True), resume=True)
+    compile: bool | None = option(None, "torch.compile (default: on CUDA only)", partial(check_bool, allow_none=True),
+                                  resume=True)
+    cudnn_benchmark: bool | None = option(None, "cuDNN autotuning (default: on CUDA)",
+                                          partial(check_bool, allow_none=True), resume=True)
     sync_bn: bool = option(False, "SyncBatchNorm: batch norm over the whole batch of all DDP processes (GPUs "
-                                  "only; announced no-op in one process or on CPU)", _bool, resume=True)
-    checkpoint_every: int = option(1000, "steps between checkpoints", _positive_int, resume=True,
-                                   cli="positive_int")
-    callback_every: int = option(100, "steps between callbacks (live plots)", _positive_int, resume=True,
-                                 cli=False)
+                                  "only; announced no-op in one process or on CPU)", check_bool, resume=True)
+    checkpoint_every: int = option(1000, "steps between checkpoints", check_int, resume=True)
+    callback_every: int = option(100, "steps between callbacks (live plots)", check_int, resume=True, cli=False)
     log_every: int = option(50, "steps between reads of the statistics from the device (history, progress bar)",
-                            _positive_int, resume=True, cli="positive_int")
-    nan_policy: str = option("stop", "on a NaN/inf loss: stop (keep the last good checkpoint) or skip the step",
-                             _choice("nan_policy"), choices=NAN_POLICIES, resume=True)
+                            check_int, resume=True)
+    nan_policy: str = choice("stop", "on a NaN/inf loss: stop (keep the last good checkpoint) or skip the step",
+                             NAN_POLICIES, resume=True)
 
     @classmethod
     def for_data(cls, data: str, **changes: Any) -> "TrainConfig":
@@ -242,7 +199,7 @@ class TrainConfig:
             raise ValueError(f"dataset {self.data!r} holds points: use model='mlp' (the 'dcgan' model is for images)")
         if self.latent_codes and self.model != "mlp":
             raise ValueError(f"latent_codes={self.latent_codes} needs model='mlp' (points); 0 turns it off")
-        check_latent_codes(self.latent_codes, self.latent_dim, "latent_codes")
+        check_latent_codes("latent_codes", self.latent_codes, self.latent_dim)
         if self.g_init_gain != 1.0 and self.model != "mlp":
             raise ValueError(f"g_init_gain={self.g_init_gain} needs model='mlp' (points); 1.0 turns it off")
         if self.conditional and self.model != "dcgan":
@@ -276,7 +233,6 @@ class TrainConfig:
 
 
 FIELD_NAMES = tuple(f.name for f in dataclasses.fields(TrainConfig))
-_CHOICES.update({f.name: f.metadata["choices"] for f in dataclasses.fields(TrainConfig) if f.metadata["choices"]})
 # Fields that define the networks' shapes: a checkpoint only loads into a config that agrees on all of them.
 MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["model"])
 # The one rule for resuming: these fields may change (how long, where and how fast the run goes on); every

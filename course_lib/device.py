@@ -105,7 +105,7 @@ def seed_everything(seed: int, deterministic: bool = False) -> torch.Generator:
     Raises:
         ValueError: ``seed`` is not an integer in [0, 2**63 - 1] (a 64-bit seed; bools are refused).
     """
-    seed = check_seed(seed)
+    seed = check_seed("seed", seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

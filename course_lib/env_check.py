@@ -10,7 +10,7 @@ import platform
 import sys
 from pathlib import Path
 
-from . import budget, data
+from . import budget, data, threads
 from .device import describe_device, get_device
 
 __all__ = ["PACKAGES", "package_versions", "dataset_status", "environment", "format_report", "report"]
@@ -63,10 +63,14 @@ def dataset_status(root: str | Path | None = None) -> dict[str, str]:
 
 
 def environment(root: str | Path | None = None) -> dict:
-    """Everything the report shows, as a dict: python, platform, packages, device, budget, offline, datasets."""
+    """Everything the report shows, as a dict: python, platform, packages, device, CPU threads (torch's count and
+    the course rule's reason, ``course_lib.threads``), budget, offline, datasets."""
+    import torch
+
     device = get_device()
     return {"python": platform.python_version(), "platform": platform.platform(terse=True),
             "packages": package_versions(), "device": str(device), "device_info": describe_device(device),
+            "threads": torch.get_num_threads(), "threads_info": threads.applied().describe(),
             "budget": budget.mode(), "offline": data.offline(), "data_dir": str(data.data_dir(root)),
             "datasets": dataset_status(root)}
 
@@ -80,6 +84,7 @@ def format_report(env: dict) -> str:
         if version is None:
             missing.append(name)
     lines += [f"{'device':<13} {env['device_info']}",
+              f"{'CPU threads':<13} torch uses {env['threads']}; course rule: {env['threads_info']}",
               f"{'budget mode':<13} {env['budget']}  (quick: seconds per cell, cpu: minutes, gpu: larger runs)",
               f"{'downloads':<13} {'disabled (COURSE_OFFLINE=1)' if env['offline'] else 'allowed'}; "
               f"data folder {env['data_dir']}",

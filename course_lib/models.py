@@ -41,12 +41,13 @@ def _check_labels(y: torch.Tensor | None, num_classes: int | None, who: str) -> 
         raise TypeError(f"{who}: labels must be an integer tensor, got dtype {y.dtype}")
 
 
-def check_latent_codes(codes: int, latent_dim: int, name: str = "codes") -> None:
-    """Raise ValueError unless ``codes`` is 0 (a Gaussian latent) or K in [2, latent_dim - 1]: K one-hot codes
-    and at least one continuous coordinate (``MLPGenerator``; ``TrainConfig.latent_codes``)."""
+def check_latent_codes(name: str, codes: int, latent_dim: int) -> int:
+    """Return ``codes`` if it is 0 (a Gaussian latent) or K in [2, latent_dim - 1]: K one-hot codes and at least
+    one continuous coordinate (``MLPGenerator``; ``TrainConfig.latent_codes``); else raise ValueError."""
     if not (codes == 0 or 2 <= codes < latent_dim):
         raise ValueError(f"{name} must be 0 (a Gaussian latent) or in [2, latent_dim - 1] = [2, {latent_dim - 1}] "
                          f"(2 <= {name} < latent_dim: K codes plus at least one continuous coordinate), got {codes!r}")
+    return codes
 
 
 CODE_NOISE_SCALE = 0.1  # scale of the continuous part of a disconnected latent (the code is one-hot: norm 1)
@@ -65,8 +66,8 @@ class MLPGenerator(nn.Module):
 
     ``init_gain``: the first layer's weights start at ``init_gain`` times PyTorch's default (biases unchanged).
     Only the start changes: the weights (and checkpoints) are ordinary. ring8's recipe uses 15 (with batch 256
-    and 4,000 steps; at batch 512 seed 4 fell to 95.8 % on the AMD EPYCs): ``benchmarks/recipes_notes.md``, "A
-    first-layer gain" and "A fourth CPU".
+    and 4,000 steps; at batch 512 seed 4 fell to 95.8 % on the AMD EPYCs): ``benchmarks/RESULTS-recipes.md``, "What
+    was tried".
     """
 
     def __init__(self, latent_dim: int = 2, out_dim: int = 2, hidden: int = 128, depth: int = 3, codes: int = 0,
@@ -74,7 +75,7 @@ class MLPGenerator(nn.Module):
         super().__init__()
         _check_positive(latent_dim=latent_dim, out_dim=out_dim, hidden=hidden, depth=depth)
         check_positive_number("init_gain", init_gain)
-        check_latent_codes(codes, latent_dim)
+        check_latent_codes("codes", codes, latent_dim)
         self.latent_dim, self.out_dim, self.num_classes, self.codes = latent_dim, out_dim, None, codes
         self.code_scale = code_scale
         layers, width = [], latent_dim

@@ -17,7 +17,7 @@ from .utils import eval_mode
 if TYPE_CHECKING:
     from .data import Dataset
 
-__all__ = ["image_grid", "show_images", "plot_history", "plot_2d", "discriminator_grid", "sample_kind",
+__all__ = ["image_grid", "show_images", "gan_diagram", "plot_history", "plot_2d", "discriminator_grid", "sample_kind",
            "sample_figure", "figure_samples", "LivePlot"]
 
 
@@ -41,6 +41,34 @@ def show_images(images: torch.Tensor, nrow: int = 8, title: str | None = None, a
     if title:
         ax.set_title(title)
     return ax
+
+
+def gan_diagram(ax: plt.Axes | None = None) -> plt.Figure:
+    """The GAN in one picture: noise z -> G -> G(z); real x and G(z) -> D -> "real or fake?"; returns the Figure.
+
+    Drawn with matplotlib only (boxes and arrows, no data), for notebooks that open with it.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 2.6))
+    ax.set_xlim(0, 10)
+    ax.set_ylim(0.4, 3.6)
+    ax.set_axis_off()
+    boxes = {  # name: (x, y, text, face colour)
+        "z": (0.9, 1.0, "noise\n$z \\sim \\mathcal{N}(0, I)$", "#eeeeee"),
+        "G": (3.0, 1.0, "generator\n$G$", "#c6dbef"),
+        "Gz": (5.2, 1.0, "fake sample\n$G(z)$", "#eeeeee"),
+        "x": (5.2, 3.0, "real sample\n$x \\sim p_{data}$", "#eeeeee"),
+        "D": (7.3, 2.0, "discriminator\n$D$", "#fdd0a2"),
+        "out": (9.2, 2.0, "$D(\\cdot) \\in (0, 1)$\nreal or fake?", "white"),
+    }
+    for x, y, text, face in boxes.values():
+        ax.text(x, y, text, ha="center", va="center", fontsize=10,
+                bbox=dict(boxstyle="round,pad=0.4", facecolor=face, edgecolor="0.3"))
+    arrow = dict(arrowstyle="-|>", color="0.2", lw=1.4, shrinkA=28, shrinkB=28)
+    for a, b in [("z", "G"), ("G", "Gz"), ("Gz", "D"), ("x", "D"), ("D", "out")]:
+        ax.annotate("", xy=boxes[b][:2], xytext=boxes[a][:2], arrowprops=arrow)
+    ax.set_title("G turns noise into samples; D tells real samples from G's")
+    return ax.figure
 
 
 def plot_history(history: dict, smooth: int = 25, axes=None, loss: str | None = None):

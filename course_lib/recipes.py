@@ -6,21 +6,20 @@ article's hyper-parameters (made runnable) for comparison.
 """
 from __future__ import annotations
 
-__all__ = ["RECIPES", "VANILLA"]
+__all__ = ["RECIPES", "VANILLA", "DCGAN"]
 
 RECIPES: dict[str, dict] = {
-    # 2-D mixtures: a 2-D latent (the generator cuts the noise plane into one region per mode, with thin
-    # borders: fewer samples between modes than with 8 or more noise dimensions), large batches, a high
-    # learning rate with Adam betas (0.5, 0.9) decayed linearly to zero (the generator settles on the modes
-    # instead of circling them), a small R1 penalty on D (stops mode-hopping) and samples from an EMA of G.
-    # ring8 also starts G's first layer 15 times steeper (g_init_gain: its ReLU borders start close to the
-    # noise plane's centre), with batch 256 and 4,000 steps: 98.00-99.00 % on seeds 0-9 of the AMD EPYCs'
-    # floating-point path, where batch 512 and 3,500 steps without the gain gave 95.96-98.32 %.
-    # Measured in benchmarks/RESULTS-recipes.md and benchmarks/recipes_notes.md.
+    # 2-D mixtures, published techniques only (notebook 03 adds them one at a time to the plain step): noise of the
+    # data's dimension (2: the generator cuts the noise plane into one region per mode, with thin borders), large
+    # batches (Brock et al. 2019), a high learning rate with Adam betas (0.5, 0.9) decayed linearly to zero (as in
+    # CycleGAN, Zhu et al. 2017: the generator settles on the modes instead of circling them), a small R1 penalty
+    # on D (Mescheder et al. 2018: stops mode-hopping) and samples from an EMA of G (Yazici et al. 2019).
+    # Measured on seeds 0-9 in benchmarks/RESULTS-recipes.md.
     "ring8": dict(model="mlp", loss="nonsaturating", latent_dim=2, g_width=128, d_width=128, depth=3,
-                  g_init_gain=15.0, batch_size=256, lr_g=4e-3, lr_d=4e-3, betas=(0.5, 0.9), lr_schedule="linear",
-                  r1_gamma=0.1, ema_decay=0.999, steps=4000, checkpoint_every=1000),
-    # grid25 has three times as many modes: more steps in its 60 s, paid for by computing R1 lazily.
+                  batch_size=512, lr_g=4e-3, lr_d=4e-3, betas=(0.5, 0.9), lr_schedule="linear",
+                  r1_gamma=0.1, ema_decay=0.999, steps=8000, checkpoint_every=1000),
+    # grid25 has three times as many modes: more steps, paid for by computing R1 lazily (on every 8th D step,
+    # weighted 8 times: Karras et al. 2020, StyleGAN2).
     "grid25": dict(model="mlp", loss="nonsaturating", latent_dim=2, g_width=128, d_width=128, depth=3,
                    batch_size=512, lr_g=4e-3, lr_d=4e-3, betas=(0.5, 0.9), lr_schedule="linear", r1_gamma=0.1,
                    r1_every=8, ema_decay=0.999, steps=9500, checkpoint_every=1000),
@@ -31,7 +30,7 @@ RECIPES: dict[str, dict] = {
     # Adam betas (0, 0.9); about 2 CPU minutes. conditional=False (notebooks 04, 06, 09; --no-conditional) trains
     # the same recipe without labels: every class, recall at the real data's, but less precise samples; FD 1.66x
     # the corrected floor (4.74 +- 1.49 at n = 239) and 0.30x the blurred-real bar (seed 0, AMD EPYC;
-    # benchmarks/RESULTS-recipes.md, "Fashion-MNIST (and the corrected digits floor)").
+    # benchmarks/RESULTS-fashion.md).
     "digits": dict(model="dcgan", loss="hinge", spectral_norm=True, conditional=True, image_size=16, latent_dim=64,
                    g_width=32, d_width=32, batch_size=128, lr_g=2e-4, lr_d=4e-4, betas=(0.0, 0.9), steps=3300,
                    ema_decay=0.999, checkpoint_every=500),
@@ -48,11 +47,11 @@ RECIPES["mnist"] = dict(RECIPES["fashion-mnist"])
 
 # The source article's settings (DCGAN, Adam lr 2e-4, betas (0.5, 0.999), batch 128, latent 100, minimax BCE
 # with the non-saturating generator target), with its faults fixed so that it runs.
-# Every regulariser (and ring8's first-layer gain) is switched off explicitly, so that
+# Every regulariser is switched off explicitly, so that
 # ``TrainConfig.for_data(data, **VANILLA[data])`` (which starts from the course recipe) is the plain article setting
 # too.
 _PLAIN = dict(lr_schedule="constant", n_critic=None, label_smoothing=0.0, gp_weight=None, r1_gamma=0.0, r1_every=1,
-              spectral_norm=False, ema_decay=None, g_init_gain=1.0)
+              spectral_norm=False, ema_decay=None)
 VANILLA: dict[str, dict] = {
     "ring8": dict(model="mlp", loss="nonsaturating", latent_dim=100, g_width=128, d_width=128, depth=3,
                   batch_size=128, lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999), **_PLAIN),
@@ -60,4 +59,15 @@ VANILLA: dict[str, dict] = {
                    batch_size=128, lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999), **_PLAIN),
     "digits": dict(model="dcgan", loss="nonsaturating", image_size=16, latent_dim=100, g_width=64, d_width=64,
                    batch_size=128, lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999), **_PLAIN),
+}
+
+# The DCGAN as Radford et al. (2016) define it, used as ``TrainConfig.for_data(data, **DCGAN[data])`` (notebook 04
+# and the shipped model ``fashion-dcgan``): batch norm in G and D except G's output layer and D's first layer, ReLU
+# in G, LeakyReLU(0.2) in D, tanh output, the non-saturating BCE loss on D's logits, Adam 2e-4 with betas
+# (0.5, 0.999), N(0, 0.02) weights, batch 128; no spectral norm, EMA or penalty (``_PLAIN``). Widths 32 at 32x32
+# (the paper's are 128 at 64x64) keep 1,500 steps (3.2 epochs) within minutes of one CPU thread.
+DCGAN: dict[str, dict] = {
+    "fashion-mnist": dict(model="dcgan", loss="nonsaturating", conditional=False, image_size=32, latent_dim=100,
+                          g_width=32, d_width=32, batch_size=128, lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999),
+                          steps=1500, checkpoint_every=500, **_PLAIN),
 }

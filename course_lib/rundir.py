@@ -38,11 +38,14 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
-__all__ = ["RunFolderError", "RunFolderBusyError", "SampleTooLargeError", "RunFolder", "RUN_FILES", "LOCK_NAME",
+__all__ = ["RunFolderError", "RunFolderBusyError", "SampleTooLargeError", "RunFolder", "RUN_FILES", "RUN_OUTPUTS",
+           "LOCK_NAME",
            "MODES", "check_output_file", "estimate_bytes", "available_memory", "check_sample_memory"]
 
 LOCK_NAME = ".lock"
 RUN_FILES = ("checkpoint.pt", "config.json")  # a folder holding either holds a run
+RUN_OUTPUTS = (*RUN_FILES, "metrics.json", "samples.png", "evaluation.json")  # every file a run's commands write
+TRAIN_OUTPUTS = RUN_OUTPUTS[:4]  # the files of ``train``: no other command's --out may replace them
 MODES = ("new", "resume", "overwrite")
 _FALLBACK_NAME_MAX = 255
 _HELD: dict[str, list] = {}  # lock file (real path) -> [descriptor, holders in this process]
@@ -157,7 +160,20 @@ def check_output_file(path: str | os.PathLike, suffixes: Sequence[str] = (), fla
     _check_writable_ancestor(p, flag, what)
     if p.exists() and not os.access(p, os.W_OK):
         raise RunFolderError(f"{_flag(flag)}{str(p)!r} exists and is not writable by you; choose another file")
+    _check_not_a_train_file(p, flag)
     return p
+
+
+def _check_not_a_train_file(p: Path, flag: str) -> None:
+    """Refuse a path that is (or links to) a file that ``train`` wrote into a run folder."""
+    try:
+        real = p.resolve()
+    except (OSError, RuntimeError):  # a loop of links: no run file behind it
+        return
+    if real.name.lower() in TRAIN_OUTPUTS and any((real.parent / n).exists() for n in RUN_FILES):
+        raise RunFolderError(f"{_flag(flag)}{str(p)!r} is the {real.name} of the run in {str(real.parent)!r}, "
+                             f"which this would replace; choose another file name, e.g. "
+                             f"{str(p.with_name('my_' + real.name))!r}")
 
 
 # ----------------------------------------------------------------------------- run folders
@@ -300,8 +316,8 @@ class RunFolder:
         return fd
 
     def clear(self, extra: Iterable[str] = ()) -> list[str]:
-        """For ``mode="overwrite"``, under the lock: delete the earlier run's files (``RUN_FILES`` and
-        ``extra``, e.g. ``("metrics.json", "samples.png")``) so that the folder never mixes two runs' files.
+        """For ``mode="overwrite"``, under the lock: delete the earlier run's files (``RUN_OUTPUTS``, its
+        evaluation included, and ``extra``) so that the folder never mixes two runs' files.
         Returns the names deleted. Other files are left alone, and so is ``source`` (the checkpoint being
         resumed, when it lies in the folder)."""
         if self.mode != "overwrite":
@@ -309,7 +325,7 @@ class RunFolder:
         if self._fd is None:
             raise RunFolderError("take the lock (lock()) before clearing the run folder")
         removed = []
-        for name in (*RUN_FILES, *extra):
+        for name in dict.fromkeys((*RUN_OUTPUTS, *extra)):
             target = self.path / name
             if self.source is not None and target.exists() and _same_file(target, self.source):
                 continue

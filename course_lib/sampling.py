@@ -75,7 +75,7 @@ def generate(G: nn.Module, n: int, latent_dim: int, device: torch.device, labels
     check_int("n", n)
     check_int("batch_size", batch_size)
     if noise is None:
-        noise = torch.randn(n, latent_dim, generator=torch.Generator().manual_seed(check_seed(seed)))
+        noise = torch.randn(n, latent_dim, generator=torch.Generator().manual_seed(check_seed("seed", seed)))
     if not isinstance(noise, torch.Tensor) or not noise.is_floating_point():
         raise TypeError(f"noise must be a floating-point tensor of shape ({n}, {latent_dim}), got "
                         f"{getattr(noise, 'dtype', type(noise).__name__)}")

@@ -8,41 +8,47 @@ mixed precision, a NaN guard, an EMA of G, the lr schedule, checkpoints and exac
     >>> trainer.fit()                      # progress bar, history, optional checkpoints
     >>> x = trainer.sample(2500)           # (2500, 2) points in data space
 
-Elsewhere: config and resume rule (``config``), speed, DDP, signals, NaN messages (``runtime``), ``sampling``.
+Elsewhere: the config and its resume rule (``config``), the NaN guard (``guard``), the speed options
+(``speed_options``), several processes (``distributed``), random streams and data order (``streams``), the EMA
+(``ema``), what the run prints (``progress``, ``stopping``), sampling (``sampling``).
 """
 from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import os
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
 
 from . import data as data_mod
 from .checkpoint import CheckpointError, check_finite_weights, load_checkpoint, save_checkpoint
+from .checks import check_int
 from .config import (AMP_CHOICES, LR_SCHEDULES, MODEL_FIELDS, NAN_POLICIES, RESUMABLE_FIELDS, ResumeConflictError,
                      TrainConfig, resume_config)
 from .device import seed_everything
+from .distributed import convert_sync_batchnorm, leave_process_group, setup_processes, wrap_for_forward
+from .ema import ema_decay, ema_update
+from .guard import (NO_GUARD, NoGuard, NonFiniteGuard, NonFiniteLossError, check_weights_finite, kept_checkpoint_text,
+                    nonfinite_loss_message, skipped_message)
 from .losses import GANLoss, get_loss, gradient_penalty, r1_penalty
 from .models import build_models
-from .runtime import (NonFiniteGuard, NonFiniteLossError, StopSignals, check_dataset, check_weights_finite,
-                      ema_update, epoch_permutation, interrupted_message, kept_checkpoint_text, leave_process_group,
-                      load_optimizer, nonfinite_loss_message, optimizer_tensors, progress_bar, progress_postfix,
-                      resolve_speed_options, restore_rng, run_summary, setup_processes, skipped_message,
-                      stream_seed, wrap_for_forward, convert_sync_batchnorm, batches_per_epoch)
+from .optim import load_optimizer
+from .progress import progress_bar, progress_postfix, run_summary
 from .sampling import check_compatible, check_same_data, first_lines, generate, load_generator
-from .utils import check_int, frozen
+from .speed_options import SpeedOptions, resolve_speed_options
+from .stopping import StopSignals, interrupted_message
+from .streams import batches_per_epoch, check_dataset, epoch_permutation, restore_rng, stream_seed
+from .utils import frozen
 
 __all__ = ["d_step", "g_step", "GANTrainer", "HISTORY_KEYS",  # and, re-exported: the names of config, sampling
            "TrainConfig", "NonFiniteLossError", "ResumeConflictError", "generate", "load_generator", "check_compatible",
            "MODEL_FIELDS", "RESUMABLE_FIELDS", "AMP_CHOICES", "LR_SCHEDULES", "NAN_POLICIES"]
 
 HISTORY_KEYS = ("d_loss", "g_loss", "d_real", "d_fake", "penalty")
-Update = Callable[[torch.optim.Optimizer, torch.Tensor], Any]
+PLAIN = torch.amp.GradScaler("cpu", enabled=False)  # no loss scaling: scale(loss) is loss, step(opt) is opt.step()
 
 
 def _forward(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
@@ -55,7 +61,7 @@ def _forward(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None) -> torch
 def d_step(G: nn.Module, D: nn.Module, opt_D: torch.optim.Optimizer, loss: GANLoss | str, real: torch.Tensor,
            z: torch.Tensor, y: torch.Tensor | None = None, *, label_smoothing: float = 0.0,
            penalty: Callable[..., torch.Tensor] | None = None, autocast: Callable = contextlib.nullcontext,
-           update: Update | None = None) -> dict[str, torch.Tensor]:
+           scaler: torch.amp.GradScaler = PLAIN, guard: NonFiniteGuard | NoGuard = NO_GUARD) -> dict[str, Any]:
     """One discriminator update: minimise ``loss.d(D(x), D(G(z)))`` over D's weights, G untouched.
 
     Args:
@@ -63,9 +69,10 @@ def d_step(G: nn.Module, D: nn.Module, opt_D: torch.optim.Optimizer, loss: GANLo
             y: (N,) labels of the real batch for a conditional GAN (the fakes get the same labels).
         loss: a ``GANLoss`` or its name (``"nonsaturating"``, ``"hinge"``, ...).
         penalty: ``penalty(real, fake, y) -> scalar`` added to the loss (gradient penalty, R1).
-        autocast, update: the trainer's mixed precision and its scaled, NaN-guarded ``backward`` + ``step``;
-            by default plain ``loss.backward()`` and ``opt_D.step()``.
-    Returns: detached scalars ``d_loss``, ``d_real`` (mean D(x) = sigmoid(logit)), ``d_fake``, ``penalty``."""
+        autocast, scaler, guard: the trainer's mixed precision, its float16 loss scaling (``GradScaler``) and its
+            NaN guard (``guard.NonFiniteGuard``); by default none of them: plain ``backward()`` and ``step()``.
+    Returns: detached scalars ``d_loss``, ``d_real`` (mean D(x) = sigmoid(logit)), ``d_fake``, ``penalty``, and
+        ``ok``: the guard's 0-dim bool flag that the update was kept (None without a guard)."""
     loss = get_loss(loss) if isinstance(loss, str) else loss
     with torch.no_grad(), autocast():
         fake = _forward(G, z, y)                      # (4) fake batch; no graph: this update must not reach G
@@ -77,34 +84,35 @@ def d_step(G: nn.Module, D: nn.Module, opt_D: torch.optim.Optimizer, loss: GANLo
     extra = penalty(real, fake, y) if penalty is not None else torch.zeros((), device=real.device)
     total = d_loss + extra
     opt_D.zero_grad(set_to_none=True)                 # (7) forget the gradients of earlier steps
-    if update is None:
-        total.backward()                              # (8) dL_D / d(theta_D) by backpropagation
-        opt_D.step()                                  # (9) theta_D <- theta_D - Adam step
-    else:
-        update(opt_D, total)                          # (8)-(9), scaled and checked for NaN by the trainer
+    scaler.scale(total).backward()                    # (8) dL_D / d(theta_D) by backpropagation (float16: scaled)
+    ok = guard.check(total, D.parameters(), scaled=scaler.is_enabled())   # finite? a device flag, no host sync
+    with guard.masked(ok, "discriminator", opt_D):    # a non-finite update is undone (torch.where on the device)
+        scaler.step(opt_D)                            # (9) theta_D <- theta_D - Adam step (opt_D.step(), unscaled)
+    scaler.update()
     return {"d_loss": d_loss.detach(), "d_real": torch.sigmoid(real_logits.detach()).mean(),
-            "d_fake": torch.sigmoid(fake_logits.detach()).mean(), "penalty": extra.detach()}
+            "d_fake": torch.sigmoid(fake_logits.detach()).mean(), "penalty": extra.detach(), "ok": ok}
 
 
 def g_step(G: nn.Module, D: nn.Module, opt_G: torch.optim.Optimizer, loss: GANLoss | str, z: torch.Tensor,
            y: torch.Tensor | None = None, *, autocast: Callable = contextlib.nullcontext,
-           update: Update | None = None) -> dict[str, torch.Tensor]:
+           scaler: torch.amp.GradScaler = PLAIN, guard: NonFiniteGuard | NoGuard = NO_GUARD) -> dict[str, Any]:
     """One generator update: minimise ``loss.g(D(G(z)))`` over G's weights (only ``opt_G`` steps).
 
     ``z``: (N, latent_dim) fresh noise (step (10) of notebook 03); ``y``: (N,) classes for a conditional GAN.
-    ``autocast`` and ``update`` as in ``d_step``. Returns the detached scalar ``g_loss``.
+    ``autocast``, ``scaler`` and ``guard`` as in ``d_step``. Returns the detached scalar ``g_loss`` and the
+    guard's flag ``ok`` (None without a guard).
     """
     loss = get_loss(loss) if isinstance(loss, str) else loss
     with autocast(), frozen(D):                       # D is a fixed function here: no gradients for its weights
         g_logits = _forward(D, _forward(G, z, y), y).float()   # (11) no detach: the gradient flows through D
         g_loss = loss.g(g_logits)                     # (12) L_G, e.g. -E[log D(G(z))] (non-saturating)
     opt_G.zero_grad(set_to_none=True)
-    if update is None:
-        g_loss.backward()                             # (13) fills G's gradients (through D, to its input only)
-        opt_G.step()                                  # (14) theta_G <- theta_G - Adam step
-    else:
-        update(opt_G, g_loss)                         # (13)-(14), scaled and checked, then the EMA
-    return {"g_loss": g_loss.detach()}
+    scaler.scale(g_loss).backward()                   # (13) fills G's gradients (through D, to its input only)
+    ok = guard.check(g_loss, G.parameters(), scaled=scaler.is_enabled())
+    with guard.masked(ok, "generator", opt_G):
+        scaler.step(opt_G)                            # (14) theta_G <- theta_G - Adam step
+    scaler.update()
+    return {"g_loss": g_loss.detach(), "ok": ok}
 
 
 # ============================================================================ the loop around them
@@ -127,7 +135,7 @@ class GANTrainer:
 
     A step has no host sync: statistics stay on the device, read every ``config.log_every`` steps, before
     callbacks and checkpoints, on interruption, at the end and when ``history`` is used; a NaN/inf masks the
-    update by a device flag (``runtime.NonFiniteGuard``). Except: each optimiser's first update, and float16
+    update by a device flag (``guard.NonFiniteGuard``). Except: each optimiser's first update, and float16
     AMP with a non-fused Adam (``GradScaler.step`` reads its inf check; Adam is fused on CUDA; bf16 needs none).
     """
 
@@ -137,16 +145,27 @@ class GANTrainer:
                  G: nn.Module | None = None, D: nn.Module | None = None, verbose: bool = True):
         if not isinstance(config, TrainConfig):
             raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
-        self.config, self.verbose, self.callbacks, self.loss = config, verbose, list(callbacks), get_loss(config.loss)
-        self.out_dir, cfg = (Path(out_dir) if out_dir is not None else None), config
+        cfg = config
+        self.config = config
+        self.verbose = verbose
+        self.callbacks = list(callbacks)
+        self.loss = get_loss(cfg.loss)
+        self.out_dir = Path(out_dir) if out_dir is not None else None
 
-        self.rank, self.local_rank, self.world_size, self.device = setup_processes(cfg.batch_size, cfg.device)
-        self.distributed, self.local_batch = self.world_size > 1, cfg.batch_size // self.world_size
+        processes = setup_processes(cfg.batch_size, cfg.device)  # one, or this one of torchrun's
+        self.rank = processes.rank
+        self.local_rank = processes.local_rank
+        self.world_size = processes.world_size
+        self.device = processes.device
+        self.distributed = self.world_size > 1
+        self.local_batch = cfg.batch_size // self.world_size
         seed_everything(cfg.seed)
 
         if dataset is None:
             dataset = data_mod.load(cfg.data, image_size=cfg.image_size, fallback=cfg.fallback, split=cfg.split)
-        self.shard_size, self.num_classes = check_dataset(dataset, cfg.conditional, self.local_batch, self.world_size)
+        shard_size, num_classes = check_dataset(dataset, cfg.conditional, self.local_batch, self.world_size)
+        self.shard_size = shard_size
+        self.num_classes = num_classes
         self.dataset = dataset.to(self.device)  # held on the device: batches are drawn by index
 
         if (G is None) != (D is None):
@@ -154,13 +173,14 @@ class GANTrainer:
         if G is None:
             G, D = build_models(cfg.model, dataset.sample_shape, cfg.latent_dim, cfg.g_width, cfg.d_width, cfg.depth,
                                 self.num_classes, cfg.spectral_norm, cfg.latent_codes, cfg.g_init_gain)
-        self._resolve_speed_options()
-        self.G, self.D = G.to(self.device), D.to(self.device)
+        speed = self._resolve_speed_options()
+        self.G = G.to(self.device)
+        self.D = D.to(self.device)
         for model in (self.G, self.D) if self.channels_last else ():
             model.to(memory_format=torch.channels_last)
-        self._fused = {"fused": True} if self.device.type == "cuda" else {}  # Adam's step count on the GPU
-        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=cfg.betas, **self._fused)  # (1) one
-        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=cfg.betas, **self._fused)  # each
+        fused = {"fused": True} if self.device.type == "cuda" else {}  # Adam's step count on the GPU
+        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=cfg.betas, **fused)  # (1) one
+        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=cfg.betas, **fused)  # each
         self.scaler_G = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.scaler_D = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.G_ema = None if cfg.ema_decay is None else copy.deepcopy(self.G).eval().requires_grad_(False)
@@ -175,23 +195,34 @@ class GANTrainer:
         self.fixed_noise = torch.randn(64, cfg.latent_dim, generator=fixed).to(self.device)
         self.fixed_labels = (torch.arange(64) % self.num_classes).to(self.device) if self.num_classes else None
 
-        self.step = self.batches_drawn = self.skipped_steps = 0
+        self.step = 0                                 # generator updates done
+        self.batches_drawn = 0                        # real batches drawn (the data order's position)
+        self.skipped_steps = 0                        # steps whose update the NaN guard skipped
         self._history: dict[str, list[float]] = {k: [] for k in HISTORY_KEYS}
-        self.interrupted, self.last_checkpoint, self._perm_cache = False, None, None  # (epoch, permutation)
-        self.guard, self._read_at = NonFiniteGuard(cfg.nan_policy, self.device, self.distributed, self.world_size), 0
+        self._read_at = 0                             # the step of the last read of the statistics
+        self.interrupted = False
+        self.last_checkpoint: Path | None = None
+        self._perm_cache: tuple[int, torch.Tensor] | None = None  # (epoch, this process's permutation)
+        self.guard = NonFiniteGuard(cfg.nan_policy, self.device, self.distributed, self.world_size)
         if self.verbose and self.rank == 0:
-            print(run_summary(cfg, len(self.dataset), self.world_size, self.local_batch, self.device, self.speed))
+            print(run_summary(cfg, len(self.dataset), self.world_size, self.local_batch, self.device, speed))
 
-    def _resolve_speed_options(self) -> None:
-        """Set ``speed`` and its ``amp_mode``, ``amp_dtype``, ``channels_last``, ``compile_G``, ``compile_D``."""
-        self.speed = resolve_speed_options(self.config, self.device)
-        self.__dict__.update(vars(self.speed))
+    def _resolve_speed_options(self) -> SpeedOptions:
+        """Decide AMP, channels-last and compile for ``self.device`` (``speed_options``) and keep them."""
+        speed = resolve_speed_options(self.config, self.device)
+        self.amp_mode = speed.amp_mode
+        self.amp_dtype = speed.amp_dtype
+        self.channels_last = speed.channels_last
+        self.compile_G = speed.compile_G
+        self.compile_D = speed.compile_D
+        return speed
 
     # ------------------------------------------------------------------ one step
     def train_step(self) -> dict[str, torch.Tensor]:
         """One generator step (after ``n_critic`` discriminator steps), with no host sync; returns this process's
         statistics as 0-dim device tensors (``history`` gets them, averaged over processes, at the next read)."""
-        cfg, B = self.config, self.local_batch
+        cfg = self.config
+        B = self.local_batch
         for opt, lr in ((self.opt_G, cfg.lr_g), (self.opt_D, cfg.lr_d)):
             for group in opt.param_groups:
                 group["lr"] = lr * cfg.lr_factor(self.step)
@@ -200,10 +231,13 @@ class GANTrainer:
             z, _ = self._noise(B)                     # (3) noise; the fakes take the real batch's labels
             d = d_step(self.G_wrapped, self.D_wrapped, self.opt_D, self.loss, real, z, y,
                        label_smoothing=cfg.label_smoothing, penalty=self._penalty, autocast=self._autocast,
-                       update=functools.partial(self._update, "discriminator", self.scaler_D, self.D))
+                       scaler=self.scaler_D, guard=self.guard)
         z, y = self._noise(B)                         # (10) fresh noise (and classes)
         g = g_step(self.G_wrapped, self.D_wrapped, self.opt_G, self.loss, z, y, autocast=self._autocast,
-                   update=functools.partial(self._update, "generator", self.scaler_G, self.G))
+                   scaler=self.scaler_G, guard=self.guard)
+        if self.G_ema is not None:                    # the average of G's weights follows G (and skips with it)
+            with self.guard.masked(g["ok"], "ema", self.G_ema):
+                ema_update(self.G_ema, self.G, ema_decay(cfg.ema_decay, self.step))
         self.step += 1
         values = dict(zip(HISTORY_KEYS, (d["d_loss"], g["g_loss"], d["d_real"], d["d_fake"], d["penalty"])))
         self.guard.stats.end_step(list(values.values()))
@@ -213,14 +247,16 @@ class GANTrainer:
 
     def _read(self) -> None:
         """Move the steps' statistics into ``history`` (one host sync); count NaN steps ("skip"), or stop ("stop")."""
-        (rows, faults), self._read_at = self.guard.stats.read(self.step, self.config.nan_policy == "stop"), self.step
+        rows, faults = self.guard.stats.read(self.step, self.config.nan_policy == "stop")
+        self._read_at = self.step
         for k, column in zip(HISTORY_KEYS, zip(*rows)):
             self._history[k].extend(column)
         for step, what, value in faults:
             if self.config.nan_policy == "stop":  # no update since was applied (a sticky mask): set step back
                 self.batches_drawn -= (self.step - step + 1) * self.config.n_critic
-                self.step, kept = step - 1, kept_checkpoint_text(self.last_checkpoint, self.out_dir)
+                self.step = step - 1
                 self.guard.reset()
+                kept = kept_checkpoint_text(self.last_checkpoint, self.out_dir)
                 raise NonFiniteLossError(nonfinite_loss_message(what, step, value, self.config, self.amp_mode, kept))
             self.skipped_steps += 1
             if self.verbose and self.rank == 0:
@@ -234,7 +270,8 @@ class GANTrainer:
 
     def _penalty(self, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """The gradient penalties on D, in float32 outside autocast: WGAN-GP and (lazy) R1."""
-        cfg, penalty = self.config, torch.zeros((), device=self.device)
+        cfg = self.config
+        penalty = torch.zeros((), device=self.device)
         if cfg.gp_weight > 0:
             gp = gradient_penalty(self.D_wrapped, real.float(), fake.float(), y, self.rng)
             penalty = penalty + cfg.gp_weight * gp
@@ -242,22 +279,6 @@ class GANTrainer:
             # lazy R1 (Karras et al. 2020): every r1_every-th step, weighted r1_every times as much
             penalty = penalty + 0.5 * cfg.r1_gamma * cfg.r1_every * r1_penalty(self.D_wrapped, real.float(), y)
         return penalty
-
-    def _update(self, what: str, scaler: torch.amp.GradScaler, model: nn.Module, opt: torch.optim.Optimizer,
-                loss: torch.Tensor) -> torch.Tensor:
-        """backward, then the optimiser step (and for G the EMA), kept only where the device flag of
-        ``_check_finite`` is true (``runtime.MaskedUpdate``: no host sync); returns the flag."""
-        scaler.scale(loss).backward()
-        ok = self._check_finite(what, loss, model.parameters(), scaler.is_enabled())
-        self.guard.masked(what, optimizer_tensors(opt), ok, lambda: (scaler.step(opt), scaler.update()))
-        if model is self.G and self.G_ema is not None:  # warm-up: the average's horizon grows from 1/10 step
-            decay = min(self.config.ema_decay, (1 + self.step) / (10 + self.step))
-            self.guard.masked("ema", [*self.G_ema.parameters(), *self.G_ema.buffers()], ok,
-                              lambda: ema_update(self.G_ema, self.G, decay))
-        return ok
-
-    def _check_finite(self, what: str, loss: torch.Tensor, params: Iterable[torch.Tensor], scaled: bool):
-        return self.guard.check(loss, params, scaled)  # the device flag of this update: no host sync
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
@@ -327,9 +348,10 @@ class GANTrainer:
         self.save(self.out_dir / "checkpoint.pt")
 
     def close(self) -> None:
-        """End a distributed run cleanly (``runtime.leave_process_group``); sampling and saving keep working."""
+        """End a distributed run cleanly (``distributed.leave_process_group``); sampling and saving keep working."""
         if self.distributed:
-            self.G_wrapped, self.D_wrapped = self.G, self.D  # drop the DDP wrappers
+            self.G_wrapped = self.G  # drop the DDP wrappers
+            self.D_wrapped = self.D
             leave_process_group()
 
     def sample(self, n: int, labels: torch.Tensor | None = None, use_ema: bool = True,
@@ -379,8 +401,10 @@ class GANTrainer:
         for scaler, key in ((self.scaler_G, "scaler_G"), (self.scaler_D, "scaler_D")):
             if scaler.is_enabled() and state.get(key):  # a float16 run resumed in float16
                 scaler.load_state_dict(state[key])
-        self.step = self._read_at = int(state["step"])
-        self.batches_drawn, self.skipped_steps = int(state.get("batches_drawn", 0)), int(state.get("skipped_steps", 0))
+        self.step = int(state["step"])
+        self._read_at = self.step
+        self.batches_drawn = int(state.get("batches_drawn", 0))
+        self.skipped_steps = int(state.get("skipped_steps", 0))
         self._history = {k: list(state.get("history", {}).get(k, [])) for k in HISTORY_KEYS}
         self.guard.reset()
         restore_rng(self.rng, state, self.rank, self.world_size, self.config.seed)

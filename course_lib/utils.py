@@ -1,9 +1,10 @@
 """Small helpers that the rest of ``course_lib`` shares: one home for each idiom.
 
-The lowest module of the library (it imports only the standard library and torch), so every other module may
-use it:
+One of the lowest modules of the library (it imports only the standard library, torch and ``checks``), so every
+other module may use it:
 
-* argument checks: ``is_int``, ``check_int``, ``check_bool``, ``check_seed``;
+* argument checks: ``is_int``, ``check_int``, ``check_bool``, ``check_seed``, ``check_positive_number``
+  (written in ``course_lib.checks``, which the command line imports before torch; re-exported here);
 * environment switches: ``env_flag`` (one definition of "on");
 * context managers: ``eval_mode`` (eval, then restore), ``frozen`` (no weight gradients), ``one_thread``,
   ``preserved_torch_rng``;
@@ -12,7 +13,6 @@ use it:
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import tempfile
 from pathlib import Path
@@ -21,69 +21,13 @@ from typing import Any, Callable, IO, Iterator
 import torch
 from torch import nn
 
-__all__ = ["is_int", "check_int", "check_bool", "check_seed", "SEED_MAX", "env_flag", "TRUE_WORDS", "FALSE_WORDS",
-           "eval_mode", "frozen", "one_thread", "preserved_torch_rng", "atomic_write"]
+from .checks import SEED_MAX, check_bool, check_int, check_positive_number, check_seed, is_int
 
-SEED_MAX = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit integer
+__all__ = ["is_int", "check_int", "check_bool", "check_seed", "check_positive_number", "SEED_MAX", "env_flag",
+           "TRUE_WORDS", "FALSE_WORDS", "eval_mode", "frozen", "one_thread", "preserved_torch_rng", "atomic_write"]
+
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"", "0", "false", "no", "off"})
-
-
-# ----------------------------------------------------------------------------- argument checks
-
-def is_int(v: Any) -> bool:
-    """True for a Python or NumPy integer, False for everything else (``True`` and ``False`` included)."""
-    if isinstance(v, bool):
-        return False
-    if isinstance(v, int):
-        return True
-    try:
-        import numpy as np
-    except ImportError:  # pragma: no cover - numpy is a dependency
-        return False
-    return isinstance(v, np.integer)
-
-
-def check_int(name: str, v: Any, minimum: int = 1, maximum: int | None = None, allow_none: bool = False) -> Any:
-    """Return ``v`` if it is an integer in ``[minimum, maximum]`` (or None when ``allow_none``), else raise.
-
-    Raises:
-        ValueError: naming ``name``, what was expected ("a positive integer" for ``minimum=1``) and the value.
-    """
-    if v is None and allow_none:
-        return v
-    if is_int(v) and v >= minimum and (maximum is None or v <= maximum):
-        return v
-    kind = {1: "a positive integer", 0: "a non-negative integer"}.get(minimum, f"an integer >= {minimum}")
-    if maximum is not None:
-        kind = f"an integer in [{minimum}, {maximum}]"
-    raise ValueError(f"{name} must be {kind}{' or None' if allow_none else ''}, got {v!r}")
-
-
-def check_positive_number(name: str, v: Any) -> Any:
-    """Return ``v`` if it is a positive finite int or float (not a bool), else raise ValueError naming ``name``."""
-    if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0:
-        return v
-    raise ValueError(f"{name} must be a positive finite number, got {v!r}")
-
-
-def check_bool(name: str, v: Any, allow_none: bool = False) -> Any:
-    """Return ``v`` if it is a real bool (or None when ``allow_none``); strings such as ``'no'`` are refused.
-
-    Raises:
-        TypeError: naming ``name`` and the value (``'no'`` is a non-empty string, so it would count as True).
-    """
-    if isinstance(v, bool) or (v is None and allow_none):
-        return v
-    raise TypeError(f"{name} must be True or False{' (or None)' if allow_none else ''}, got {v!r} "
-                    f"({type(v).__name__})")
-
-
-def check_seed(v: Any, name: str = "seed") -> int:
-    """Return ``v`` if it is a valid seed, an integer in [0, 2**63 - 1], else raise ValueError naming the range."""
-    if is_int(v) and 0 <= v <= SEED_MAX:
-        return int(v)
-    raise ValueError(f"{name} must be an integer in [0, 2**63 - 1] (a 64-bit seed), got {v!r}")
 
 
 # ----------------------------------------------------------------------------- environment

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -25,8 +24,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "test-artifacts"
+from browser_support import CHROMIUM_ARGS, NO_CHROMIUM, NO_PLAYWRIGHT, ROOT, find_chromium
+from browser_support import screenshot as _save_screenshot
+
 NOTEBOOK_DIR = "solutions"                 # the worked versions: no cell is expected to fail
 NOTEBOOKS = ["00_welcome.ipynb", "01_gan_theory.ipynb"]
 WIDGET_NOTEBOOK = "01_gan_theory.ipynb"    # holds widgets.divergence_explorer(): sliders 'mean' and 'std'
@@ -34,24 +34,10 @@ SERVER_START_S = 90
 RUN_ALL_S = int(os.environ.get("COURSE_BROWSER_TIMEOUT", "300"))  # s per notebook: quick budgets, shared CPUs
 WIDGET_REDRAW_S = 60
 
-playwright_sync = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed "
-                                      "(python -m pip install -e '.[dev]')")
+playwright_sync = pytest.importorskip("playwright.sync_api", reason=NO_PLAYWRIGHT)
 
-
-def _find_chromium() -> str | None:
-    candidates = [os.environ.get("COURSE_BROWSER", ""), "/usr/bin/chromium", "/usr/bin/chromium-browser",
-                  shutil.which("chromium") or "", shutil.which("chromium-browser") or ""]
-    return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
-
-
-CHROMIUM = _find_chromium()
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="Chromium is not installed: apt-get install -y chromium (Debian/Ubuntu; .ci/run does "
-                             "it), or set COURSE_BROWSER to a Chromium-based browser")
-
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-default-apps",
-                 "--disable-sync", "--no-first-run", "--mute-audio"]
+CHROMIUM = find_chromium()
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 
 # JupyterLab user settings for the test server: every cell in the DOM (no virtual scrolling of the notebook),
 # start the notebook's kernel without asking, no news or update checks (the machine may be offline).
@@ -221,10 +207,7 @@ def _errors(nb: dict) -> list[str]:
 
 
 def _screenshot(page, name: str) -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / f"browser_{Path(name).stem}.png"
-    page.screenshot(path=str(path))
-    return path
+    return _save_screenshot(page, f"browser_{Path(name).stem}")
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)

@@ -1,4 +1,4 @@
-"""Checkpoint integrity (issue 12): a SHA-256 checksum refuses damaged files, the schema is checked once on load
+"""Checkpoint integrity: a SHA-256 checksum refuses damaged files, the schema is checked once on load
 with one message naming the field, non-finite weights are refused for sampling, saves keep the user's umask,
 and a full disk keeps the previous checkpoint. The kill -9 fault-injection run is marked slow.
 """

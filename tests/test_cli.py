@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from course_lib.cli import main
+from course_lib.config import TrainConfig
 from course_lib.recipes import RECIPES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,7 +97,7 @@ def test_epochs_option(tmp_path, monkeypatch):
     out = tmp_path / "e"
     assert main(["train", "--data", "digits", "--out", str(out), "--epochs", "1", "--batch-size", "256",
                  "--image-size", "8", "--quiet"]) == 0
-    # 1,438 training digits / 256 per batch = 5 full batches per epoch (runtime.batches_per_epoch, as the trainer)
+    # 1,438 training digits / 256 per batch = 5 full batches per epoch (streams.batches_per_epoch, as the trainer)
     assert json.loads((out / "metrics.json").read_text())["final"]["steps"] == 5
     assert len(built) == 1, "the steps of --epochs come from the data, not from a probe trainer"
 
@@ -113,8 +114,13 @@ def test_help_is_clear(command):
 
 @pytest.mark.parametrize("args, match", [
     (["train", "--data", "cifar", "--out", "x"], "invalid choice: 'cifar'"),
-    (["train", "--steps", "ten", "--out", "x"], "expected a positive whole number, got 'ten'"),
-    (["train", "--lr", "abc", "--out", "x"], "expected a positive number, got 'abc'"),
+    (["train", "--steps", "ten", "--out", "x"], "argument --steps: expected a positive integer, got 'ten'"),
+    (["train", "--lr", "abc", "--out", "x"], "argument --lr: expected a positive finite number, got 'abc'"),
+    (["train", "--lr", "0", "--out", "x"], "argument --lr: expected a positive finite number, got '0'"),
+    (["train", "--image-size", "12", "--out", "x"], "argument --image-size: image size 12 is not supported"),
+    (["train", "--ema", "1", "--out", "x"], "argument --ema: expected a number in [0, 1), got '1'"),
+    (["sample", "--checkpoint", "c.pt", "--out", "s.npy", "--label", "-1"],
+     "argument --label: expected a non-negative integer, got '-1'"),
     (["train", "--loss", "bce", "--out", "x"], "invalid choice: 'bce'"),
 ])
 def test_bad_arguments_exit_2_with_message(args, match, capsys):
@@ -122,6 +128,23 @@ def test_bad_arguments_exit_2_with_message(args, match, capsys):
         main(args)
     assert exc.value.code == 2
     assert match in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("field, text", [("batch_size", "0"), ("seed", "-1"), ("gp_weight", "-1"),
+                                         ("r1_gamma", "nan"), ("label_smoothing", "1"), ("latent_codes", "-1"),
+                                         ("g_init_gain", "0"), ("n_critic", "0"), ("image_size", "12")])
+def test_a_flag_refuses_what_its_config_field_refuses_in_the_same_words(field, text, capsys):
+    """One check per field: the flag's argparse type is the field's check of ``TrainConfig``, wrapped once."""
+    flag = "--" + field.replace("_", "-")
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--out", "x", flag, text])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    value = (int if field in ("batch_size", "seed", "latent_codes", "n_critic", "image_size") else float)(text)
+    with pytest.raises(ValueError) as refused:
+        TrainConfig.for_data("digits", **{field: value})
+    words = str(refused.value).split(" must be ")[-1].split(", got")[0]
+    assert f"argument {flag}: " in err and words in err, (words, err)
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path, capsys):

@@ -24,7 +24,7 @@ COLAB_LINK = re.compile(r"https://colab\.research\.google\.com/github/(?P<repo>[
 # Runs FIRST_CELL in a fresh interpreter with pip calls and the widget manager recorded, never executed.
 PROBE = textwrap.dedent(r"""
     import json, os, subprocess, sys, types
-    from course_lib.colab import FIRST_CELL   # read first: importing course_lib imports torch, which runs tools
+    from course_lib.colab import FIRST_CELL   # read first, before the stand-ins below replace subprocess
     calls = []
     def record(*args, **kwargs):
         calls.append(["subprocess", [str(a) for a in args[0]]])
@@ -78,10 +78,14 @@ def test_on_colab_the_first_cell_installs_the_course_and_enables_widgets(how):
     assert calls[-1] == ["widgets", "enabled"]
 
 
-def test_the_first_cell_is_plain_python_without_course_lib():
-    # on Colab it runs before the course is installed
-    assert "course_lib" not in colab.FIRST_CELL
+def test_the_first_cell_installs_before_it_imports_course_lib():
+    # on Colab it runs before the course is installed: plain Python, and course_lib is imported only by the last
+    # line (after the install), so that the CPU-thread rule is applied before any later cell imports torch
+    lines = colab.FIRST_CELL.splitlines()
     assert colab.FIRST_CELL.startswith(colab.MARKER)
+    assert lines[-1] == "import course_lib"
+    assert not any("course_lib" in ln and not ln.lstrip().startswith("#") for ln in lines[:-1])
+    assert "torch" not in "\n".join(ln for ln in lines if not ln.lstrip().startswith("#"))
     compile(colab.FIRST_CELL, "<cell>", "exec")
 
 

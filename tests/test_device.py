@@ -1,4 +1,4 @@
-"""Device names and seeds (issue 12): every wrong name, from --device or COURSE_DEVICE, is one clear line that
+"""Device names and seeds: every wrong name, from --device or COURSE_DEVICE, is one clear line that
 names where it came from; seeds are bounded to [0, 2**63 - 1]."""
 from __future__ import annotations
 

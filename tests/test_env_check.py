@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib import data, env_check
+from course_lib import data, data_files, env_check
 
 
 def test_package_versions_reports_installed_and_missing():
@@ -16,7 +16,7 @@ def test_package_versions_reports_installed_and_missing():
 
 def test_dataset_status_offline_without_files(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_OFFLINE", "1")
-    monkeypatch.setattr(data, "SYSTEM_DIRS", {})  # no Debian package either
+    monkeypatch.setattr(data_files, "SYSTEM_DIRS", {})  # no Debian package either
     s = env_check.dataset_status(tmp_path)
     assert s["ring8"] == s["grid25"] == s["mixture1d"] == s["digits"] == "available"
     assert s["mnist"].startswith("unavailable") and "COURSE_OFFLINE" in s["mnist"] and str(tmp_path) in s["mnist"]
@@ -27,7 +27,7 @@ def test_dataset_status_offline_without_files(tmp_path, monkeypatch):
 
 def test_dataset_status_online_says_downloadable(tmp_path, monkeypatch):
     monkeypatch.delenv("COURSE_OFFLINE", raising=False)
-    monkeypatch.setattr(data, "SYSTEM_DIRS", {})
+    monkeypatch.setattr(data_files, "SYSTEM_DIRS", {})
     s = env_check.dataset_status(tmp_path)
     assert s["fashion-mnist"].startswith("downloadable")
     assert list(tmp_path.iterdir()) == []
@@ -36,7 +36,7 @@ def test_dataset_status_online_says_downloadable(tmp_path, monkeypatch):
 def test_dataset_status_finds_existing_mnist_files(tmp_path, monkeypatch):
     """Tiny valid idx files in torchvision's layout count as 'available' even offline."""
     monkeypatch.setenv("COURSE_OFFLINE", "1")
-    monkeypatch.setattr(data, "SYSTEM_DIRS", {})
+    monkeypatch.setattr(data_files, "SYSTEM_DIRS", {})
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
     n = 3
@@ -60,7 +60,7 @@ def test_dataset_status_agrees_with_where_data_load_looks(tmp_path, monkeypatch)
     package.mkdir()
     for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"):
         (package / f"{stem}.gz").write_bytes(b"")  # presence is what is reported; load checks the contents
-    monkeypatch.setattr(data, "SYSTEM_DIRS", {"fashion-mnist": (package,)})
+    monkeypatch.setattr(data_files, "SYSTEM_DIRS", {"fashion-mnist": (package,)})
     s = env_check.dataset_status(tmp_path / "empty")
     assert s["fashion-mnist"] == "available" and s["mnist"].startswith("unavailable")
     assert data.idx_files("fashion-mnist", "train", tmp_path / "empty")[0].parent == package

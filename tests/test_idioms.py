@@ -1,6 +1,6 @@
-"""One home per idiom: the code that ``course_lib.utils`` (and ``data``, ``runtime``) provides once is not
-written again in ``course_lib``, ``tools`` or ``benchmarks``. Each row is a pattern that only its home may
-contain; a hit elsewhere names the file, the line and the helper to call instead."""
+"""One home per idiom: the code that ``course_lib.utils`` (and ``checks``, ``cli``, ``data``, ``streams``) provides
+once is not written again in ``course_lib``, ``tools`` or ``benchmarks``. Each row is a pattern that only its home
+may contain; a hit elsewhere names the file, the line and the helper to call instead."""
 from __future__ import annotations
 
 import re
@@ -14,9 +14,13 @@ FOLDERS = ("course_lib", "tools", "benchmarks")
 # idiom: (pattern, the files allowed to contain it, the helper to use instead, a leftover the pattern must catch)
 IDIOMS = {
     "positive-integer check": (
-        r"isinstance\((\w+), bool\) or not isinstance\(\1, int\)", {"course_lib/utils.py"},
-        "utils.check_int / utils.is_int / utils.check_seed",
+        r"isinstance\((\w+), bool\) or not isinstance\(\1, int\)", {"course_lib/checks.py"},
+        "checks.check_int / checks.is_int / checks.check_seed",
         'if isinstance(n, bool) or not isinstance(n, int) or n <= 0:'),
+    "argparse type that checks a value": (
+        # the library's checks, wrapped once for the command line: the flags refuse what the library refuses
+        r"ArgumentTypeError\(", {"course_lib/cli.py"}, "cli.argtype(name, check, convert)",
+        'raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")'),
     "true/false environment variable": (
         r"environ[^\n]*\b(?:in|==) \(?[\"'](?:1|true|yes|on)[\"']", {"course_lib/utils.py"}, "utils.env_flag",
         'quick = os.environ.get("COURSE_QUICK", "").lower() in ("1", "true")'),
@@ -31,17 +35,17 @@ IDIOMS = {
         r"get_num_threads\(\)\s*\n[^\n]*set_num_threads\(1\)", {"course_lib/utils.py"}, "utils.one_thread",
         "before = torch.get_num_threads()\n    torch.set_num_threads(1)"),
     "save and restore of torch's random state": (
-        # runtime.restore_rng puts a checkpoint's state back (a resume), which is no block
-        r"torch\.set_rng_state\(", {"course_lib/utils.py", "course_lib/runtime.py"}, "utils.preserved_torch_rng",
+        # streams.restore_rng puts a checkpoint's state back (a resume), which is no block
+        r"torch\.set_rng_state\(", {"course_lib/utils.py", "course_lib/streams.py"}, "utils.preserved_torch_rng",
         "torch.set_rng_state(state)"),
     "MNIST class map": (
-        r"datasets\.(?:Fashion)?MNIST\b", {"course_lib/data.py"}, "data.idx_files / data.load",
+        r"datasets\.(?:Fashion)?MNIST\b", {"course_lib/data_files.py"}, "data.idx_files / data.load",
         'cls = {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST}[name]'),
     "Gaussian density": (
         r"sqrt\(2 \* (?:math|np|torch)\.pi\)|exp\(-0?\.5 \* \(\(", {"course_lib/data.py"}, "data.gaussian_pdf",
         "torch.exp(-0.5 * ((x - mean) / std) ** 2) / (std * math.sqrt(2 * math.pi))"),
     "seed formula of a random stream": (
-        r"seed \* (?:1000|100_003|7919)\b|seed \+ 12345\b", {"course_lib/runtime.py"}, "runtime.stream_seed",
+        r"seed \* (?:1000|100_003|7919)\b|seed \+ 12345\b", {"course_lib/streams.py"}, "streams.stream_seed",
         "torch.Generator().manual_seed(cfg.seed + 12345)"),
 }
 

@@ -94,3 +94,22 @@ def test_a_nan_before_the_first_checkpoint_says_none_was_written_yet(ring, ring_
     msg = str(err.value)
     assert "no checkpoint has been written yet" in msg and str(tmp_path) in msg and "pass out_dir" not in msg
     assert not (tmp_path / "checkpoint.pt").exists()
+
+
+@pytest.mark.parametrize("policy", ["skip", "stop"])
+def test_a_nan_in_the_very_first_update_leaves_weights_and_optimisers_as_they_were(ring, ring_config, policy):
+    """Before its first step an optimiser has no state to keep aside: the step runs, and is undone (weights put
+    back, the state it created dropped) when the guard's flag is false."""
+    trainer = poisoned_trainer(ring, ring_config(nan_policy=policy, log_every=1000), {1}, None)
+    before = [p.detach().clone() for m in (trainer.G, trainer.D) for p in m.parameters()]
+    trainer.train_step()
+    assert not trainer.opt_D.state and not trainer.opt_G.state
+    assert all(torch.equal(a, b) for a, b in zip(before, [p for m in (trainer.G, trainer.D) for p in m.parameters()]))
+    if policy == "skip":
+        trainer.fit(steps=3, progress=False)
+        assert trainer.skipped_steps == 1 and trainer.opt_D.state
+        assert all(torch.isfinite(p).all() for m in (trainer.G, trainer.D) for p in m.parameters())
+    else:
+        with pytest.raises(NonFiniteLossError, match=r"training stopped at step 1\b"):
+            trainer.fit(progress=False)
+        assert trainer.step == 0

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from course_lib import data
+from course_lib import data, data_files
 from course_lib.data import DatasetUnavailableError
 
 
@@ -61,7 +61,7 @@ def test_without_network_a_hanging_lookup_gives_up_within_seconds(tmp_path, monk
 
     monkeypatch.setattr("socket.create_connection", hang)
     monkeypatch.setattr("socket.getaddrinfo", hang)
-    monkeypatch.setattr(data, "NET_PROBE_TIMEOUT", 0.5)
+    monkeypatch.setattr(data_files, "NET_PROBE_TIMEOUT", 0.5)
     from torchvision import datasets
     monkeypatch.setattr(datasets.MNIST, "download", lambda self: pytest.fail("download attempted"))
     try:
@@ -94,7 +94,7 @@ def test_without_network_a_refused_connection_or_failed_download_fails_fast(tmp_
     from torchvision import datasets
     from urllib.error import URLError
 
-    monkeypatch.setattr(data, "_network_problem", lambda urls, timeout: None)
+    monkeypatch.setattr(data_files, "_network_problem", lambda urls, timeout: None)
 
     def broken_download(self):
         raise URLError("connection reset by peer")

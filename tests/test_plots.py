@@ -75,19 +75,29 @@ def test_live_plot_draws_every_kind_through_sample_figure(name, small_config, mo
 @pytest.mark.parametrize("loss, probability", [("nonsaturating", True), ("saturating", True), (None, True),
                                                ("hinge", False), ("lsgan", False), ("wgan-gp", False)])
 def test_d_outputs_are_called_probabilities_only_under_the_bce_losses(loss, probability):
-    from course_lib import losses, runtime
+    from course_lib import losses, progress
     history = {"d_loss": [1.0, 0.9], "g_loss": [0.7, 0.8], "d_real": [0.6, 0.7], "d_fake": [0.4, 0.3]}
     fig = plots.plot_history(history, loss=loss)
     labels = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
     dashed = [line for line in fig.axes[1].get_lines() if line.get_linestyle() == "--"]
     if probability:
         assert labels == ["mean D(x)", "mean D(G(z))"] and len(dashed) == 1    # 1/2: D's equilibrium under BCE
-        assert set(runtime.progress_postfix(history, loss)) == {"d", "g", "Dx", "DGz"}
+        assert set(progress.progress_postfix(history, loss)) == {"d", "g", "Dx", "DGz"}
     else:
         assert all(loss in t and "score" in t and "sigmoid" in t for t in labels) and not dashed
-        assert set(runtime.progress_postfix(history, loss)) == {"d", "g", "s(Dx)", "s(DGz)"}
+        assert set(progress.progress_postfix(history, loss)) == {"d", "g", "s(Dx)", "s(DGz)"}
     ring = data.load("ring8", n=200)
     D = torch.nn.Sequential(torch.nn.Linear(2, 1))
     ax = plots.sample_figure(ring.x[:50], ring, D=D, loss=loss)
     assert ax.figure.axes[-1].get_ylabel() == losses.d_output_labels(loss)[0]   # the contour's colour bar
     plt.close("all")
+
+
+def test_gan_diagram_shows_both_networks_and_both_inputs_of_d():
+    fig = plots.gan_diagram()
+    ax = fig.axes[0]
+    texts = " ".join(t.get_text() for t in ax.texts)
+    for word in ("generator", "discriminator", "G(z)", "p_{data}", "real or fake"):
+        assert word in texts, f"the diagram lacks {word!r}: {texts!r}"
+    arrows = [t for t in ax.texts if getattr(t, "arrow_patch", None) is not None]
+    assert len(arrows) == 5  # z->G, G->G(z), G(z)->D, x->D, D->out

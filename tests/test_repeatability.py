@@ -1,5 +1,6 @@
-"""tools/check_repeatability.py: the notebook repeatability check and the nbval flakiness check (issue 7),
-exercised on tiny notebooks and test files made here (the course notebooks are checked by the lead's run).
+"""tools/check_repeatability.py: the notebook repeatability check and the nbval flakiness check,
+exercised on tiny notebooks and test files made here (the course notebooks themselves take a full run of the
+tool).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Resuming and saving, end to end (issue 12): a run that fell back to digits does not resume on real MNIST once
+"""Resuming and saving, end to end: a run that fell back to digits does not resume on real MNIST once
 its files appear; a full disk during a resumed run keeps both the checkpoint and config.json at the old step (the
 config is written only after the checkpoint); a sample batch size below one is refused; a busy folder that
 already holds a run is reported as busy.
@@ -41,7 +41,7 @@ def _write_mnist(folder: Path, n_train: int = 30, n_test: int = 10) -> None:
 
 
 def test_a_fallback_run_on_digits_does_not_resume_on_real_mnist(tmp_path, monkeypatch, capsys):
-    """BUG 3: ``--data mnist --fallback`` offline trains on digits; once MNIST's files appear, resuming that run
+    """``--data mnist --fallback`` offline trains on digits; once MNIST's files appear, resuming that run
     would train a digits GAN on MNIST (and record mnist). Refused, by the CLI and the library alike."""
     monkeypatch.setenv("COURSE_OFFLINE", "1")
     monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "data"))
@@ -78,7 +78,7 @@ def ring_run(tmp_path):
 
 def test_a_full_disk_while_resuming_keeps_the_checkpoint_and_config_json_at_the_old_step(ring_run, monkeypatch,
                                                                                          capsys):
-    """WEAK (full disk): one line that says so and that the previous checkpoint is kept; config.json is written
+    """A full disk: one line that says so and that the previous checkpoint is kept; config.json is written
     only after the checkpoint, so it still describes the checkpoint in the folder."""
     capsys.readouterr()
     config_before = (ring_run / "config.json").read_text()

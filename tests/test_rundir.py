@@ -1,4 +1,4 @@
-"""Run folders and output paths (issue 12): checked before any work, locked by one run at a time (fcntl.flock,
+"""Run folders and output paths: checked before any work, locked by one run at a time (fcntl.flock,
 released by the kernel even after kill -9), never silently replaced; sample sizes checked against memory."""
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 """CPU tests of every GPU speed path of the training loop: mixed precision (bfloat16 autocast, the float16
 fallback, the gradient scaler), channels-last, torch.compile, the option defaults (CUDA simulated), bad
-devices, and the throughput helpers of ``course_lib.speed`` and ``benchmarks/throughput.py``."""
+devices, the speed tools that notebook 05 reaches through ``course_lib.speed`` (timing, host syncs, FLOPs, the
+option ladder, memory, scaling), and the benchmark's plain loop (``benchmarks/plain_loop.py``) and script
+(``benchmarks/throughput.py``)."""
 from __future__ import annotations
 
 import copy
@@ -12,15 +14,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from course_lib import runtime as runtime_mod
+from course_lib import speed_options as speed_options_mod
 from course_lib.checkpoint import load_checkpoint, save_checkpoint
 from course_lib.cli import main
 from course_lib.device import DeviceError
-from course_lib import speed
-from course_lib.speed import PlainLoop, compare_loops, measure_plain_loop, measure_throughput, random_images
+from course_lib import ladder, memory, speed
+from course_lib.speed import measure_throughput, random_images
 from course_lib.train import GANTrainer, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))  # the benchmark-only plain loop lives there
+
+from plain_loop import PlainLoop, compare_loops, measure_plain_loop  # noqa: E402
 DIGITS = dict(steps=4, batch_size=32, image_size=8, checkpoint_every=1000, conditional=False)
 
 
@@ -93,13 +98,13 @@ def test_fp16_gradient_scaler_path_runs(monkeypatch):
     tr.scaler_G = torch.amp.GradScaler("cpu", init_scale=2.0 ** 10)
     tr.scaler_D = torch.amp.GradScaler("cpu", init_scale=2.0 ** 10)
     seen = []
-    original = tr._check_finite
+    original = tr.guard.check
 
-    def spy(what, loss, params, scaled):
+    def spy(loss, params, scaled):
         seen.append(scaled)
-        return original(what, loss, params, scaled)
+        return original(loss, params, scaled)
 
-    monkeypatch.setattr(tr, "_check_finite", spy)
+    monkeypatch.setattr(tr.guard, "check", spy)
     before = [p.detach().clone() for p in tr.G.parameters()]
     tr.fit(progress=False)
     assert seen and all(seen)  # the scaled branch of the NaN check was taken
@@ -128,8 +133,8 @@ def test_device_cuda_without_cuda_is_a_clear_error(tmp_path, capsys):
 def _pretend_cuda(tr: GANTrainer, monkeypatch, bf16: str = "native") -> None:
     """Re-resolve ``tr``'s speed options as if it ran on a GPU (bf16: 'native', 'emulated' or 'none')."""
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
-    monkeypatch.setattr(runtime_mod, "_cuda_bf16", lambda native: bf16 == "native" or (bf16 == "emulated"
-                                                                                      and not native))
+    monkeypatch.setattr(speed_options_mod, "_cuda_bf16",
+                        lambda native: bf16 == "native" or (bf16 == "emulated" and not native))
     tr.device = torch.device("cuda")
     tr._resolve_speed_options()
 
@@ -214,7 +219,8 @@ def test_torch_compile_on_cpu_trains_a_tiny_mlp(tmp_path):
     small = dict(steps=3, batch_size=64, g_width=16, d_width=16, depth=2, r1_gamma=0.0)  # no double backward
     tr = GANTrainer(TrainConfig.for_data("ring8", compile=True, **small), verbose=False)
     assert tr.compile_G and tr.compile_D
-    assert tr.G_wrapped is not tr.G and hasattr(tr.G_wrapped, "_orig_mod")  # the forward passes go through compiled modules
+    # the forward passes go through compiled modules
+    assert tr.G_wrapped is not tr.G and hasattr(tr.G_wrapped, "_orig_mod")
     tr.fit(progress=False)
     ref = GANTrainer(TrainConfig.for_data("ring8", **small), verbose=False)
     ref.fit(progress=False)
@@ -458,14 +464,14 @@ def test_option_ladder_on_cpu_measures_what_runs_and_announces_the_rest():
 
 
 def test_option_ladder_reports_a_failing_rung_and_goes_on(monkeypatch):
-    real = speed._measure_rung
+    real = ladder._measure_rung
 
     def flaky(make_config, opts, rung, *args):
         if rung.name == "+ channels-last":
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return real(make_config, opts, rung, *args)
 
-    monkeypatch.setattr(speed, "_measure_rung", flaky)
+    monkeypatch.setattr(ladder, "_measure_rung", flaky)
     rows = speed.option_ladder(_tiny_config, random_images(32, 1, 8), steps=1, warmup=0)
     by = {r["rung"]: r for r in rows}
     assert by["+ channels-last"]["status"] == "failed" and "OutOfMemoryError" in by["+ channels-last"]["note"]
@@ -530,7 +536,7 @@ def _tiny_config_b(b):
 
 
 def test_memory_sweep_catches_a_real_out_of_memory_error_and_raises_other_errors(monkeypatch):
-    real = speed.time_steps
+    real = memory.time_steps
 
     def alloc(step, steps, warmup, device, images_per_step):
         if images_per_step >= 16:
@@ -538,11 +544,11 @@ def test_memory_sweep_catches_a_real_out_of_memory_error_and_raises_other_errors
                                "you tried to allocate 123456789 bytes")
         return real(step, steps, warmup, device, images_per_step)
 
-    monkeypatch.setattr(speed, "time_steps", alloc)
+    monkeypatch.setattr(memory, "time_steps", alloc)
     r = speed.memory_sweep(_tiny_config_b, [8, 16, 32], random_images(64, 1, 8), steps=1, warmup=0)
     assert r["largest_fit"] == 8 and r["rows"][-1]["status"] == "out of memory"
     assert "can't allocate memory" in r["rows"][-1]["note"]
-    monkeypatch.setattr(speed, "time_steps", lambda *a: (_ for _ in ()).throw(RuntimeError("shape mismatch")))
+    monkeypatch.setattr(memory, "time_steps", lambda *a: (_ for _ in ()).throw(RuntimeError("shape mismatch")))
     with pytest.raises(RuntimeError, match="shape mismatch"):
         speed.memory_sweep(_tiny_config_b, [8], random_images(64, 1, 8))
     with pytest.raises(ValueError, match="batch_sizes is empty"):
@@ -603,12 +609,12 @@ def test_scaling_efficiency_runs_one_and_two_processes_through_the_c10d_rendezvo
 def test_sync_bn_converts_g_and_d_in_place_keeping_their_parameters(monkeypatch):
     import torch.distributed as dist
 
-    from course_lib import models, runtime
+    from course_lib import distributed, models
     G, D = models.build_models("dcgan", (1, 16, 16), 8, 8, 8)          # batch norm in G and in D
     params = [id(p) for p in (*G.parameters(), *D.parameters())]
     monkeypatch.setattr(dist, "is_initialized", lambda: True)
     monkeypatch.setattr(dist, "get_world_size", lambda group=None: 2)
-    runtime.convert_sync_batchnorm(torch.nn.ModuleList([G, D]), device="cuda")
+    distributed.convert_sync_batchnorm(torch.nn.ModuleList([G, D]), device="cuda")
     kinds = [type(m) for m in (*G.modules(), *D.modules()) if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     assert kinds and all(k is torch.nn.SyncBatchNorm for k in kinds)
     assert [id(p) for p in (*G.parameters(), *D.parameters())] == params    # the optimisers' tensors, unchanged

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from course_lib import data, losses, metrics, runtime, utils
+from course_lib import data, losses, metrics, streams, utils
 from course_lib import train as train_mod
 from course_lib.checkpoint import FORMAT_VERSION, CheckpointError, load_checkpoint
 from course_lib.config import MODEL_FIELDS, RESUMABLE_FIELDS
@@ -226,7 +226,8 @@ def test_d_step_updates_only_d_and_g_step_updates_only_g():
     g_before = [p.detach().clone() for p in G.parameters()]
     d_before = [p.detach().clone() for p in D.parameters()]
     out = train_mod.d_step(G, D, trainer.opt_D, "nonsaturating", real, z)
-    assert set(out) == {"d_loss", "d_real", "d_fake", "penalty"}
+    assert set(out) == {"d_loss", "d_real", "d_fake", "penalty", "ok"}
+    assert out.pop("ok") is None  # no guard: every update is kept
     assert all(not v.requires_grad and v.dim() == 0 for v in out.values())
     assert 0 < out["d_real"] < 1 and 0 < out["d_fake"] < 1 and out["penalty"] == 0
     assert all(torch.equal(a, b) for a, b in zip(g_before, G.parameters()))  # G untouched ...
@@ -234,7 +235,7 @@ def test_d_step_updates_only_d_and_g_step_updates_only_g():
     assert not all(torch.equal(a, b) for a, b in zip(d_before, D.parameters()))
     d_after = [p.detach().clone() for p in D.parameters()]
     g = train_mod.g_step(G, D, trainer.opt_G, "nonsaturating", z)
-    assert set(g) == {"g_loss"} and g["g_loss"] > 0
+    assert set(g) == {"g_loss", "ok"} and g["g_loss"] > 0 and g["ok"] is None
     assert not all(torch.equal(a, b) for a, b in zip(g_before, G.parameters()))
     assert all(torch.equal(a, b) for a, b in zip(d_after, D.parameters()))  # only opt_G stepped
 
@@ -307,7 +308,7 @@ def test_string_booleans_are_refused(name):
     ({"r1_gamma": True}, "r1_gamma must be a non-negative number, got True"),
     ({"lr_g": True}, "lr_g must be a positive finite number, got True"),
     ({"steps": True}, "steps must be a positive integer, got True"),
-    ({"label_smoothing": False}, r"label_smoothing must be in \[0, 1\), got False"),
+    ({"label_smoothing": False}, r"label_smoothing must be a number in \[0, 1\), got False"),
     ({"betas": 0.5}, r"betas must be two numbers in \[0, 1\)"),
     ({"betas": (True, 0.9)}, r"betas must be two numbers"),
     ({"seed": 2**63}, r"seed must be an integer in \[0, 2\*\*63 - 1\]"),
@@ -381,24 +382,24 @@ def test_resume_refuses_other_data_of_the_same_shape(ring_checkpoint):
 
 
 def test_stream_seeds_are_the_documented_formulas():
-    assert runtime.stream_seed("noise", 3, rank=1) == 3 * 1000 + 1 + 1
-    assert runtime.stream_seed("resumed", 3, rank=1, step=10) == 3 * 1000 + 2 + 70
-    assert runtime.stream_seed("fixed", 3) == 3 + 12345
-    assert runtime.stream_seed("epoch", 3, epoch=2) == 3 * 100_003 + 2
-    assert runtime.stream_seed("sample", 3, step=4) == 3 * 7919 + 4
-    assert 0 <= runtime.stream_seed("noise", 2**63 - 1) < 2**63
+    assert streams.stream_seed("noise", 3, rank=1) == 3 * 1000 + 1 + 1
+    assert streams.stream_seed("resumed", 3, rank=1, step=10) == 3 * 1000 + 2 + 70
+    assert streams.stream_seed("fixed", 3) == 3 + 12345
+    assert streams.stream_seed("epoch", 3, epoch=2) == 3 * 100_003 + 2
+    assert streams.stream_seed("sample", 3, step=4) == 3 * 7919 + 4
+    assert 0 <= streams.stream_seed("noise", 2**63 - 1) < 2**63
     with pytest.raises(ValueError, match="unknown random stream 'z'"):
-        runtime.stream_seed("z", 0)
+        streams.stream_seed("z", 0)
 
 
-def test_an_epoch_is_runtime_batches_per_epoch_batches():
-    """The trainer and ``train --epochs`` count an epoch the same way (``runtime.batches_per_epoch``)."""
+def test_an_epoch_is_batches_per_epoch_batches():
+    """The trainer and ``train --epochs`` count an epoch the same way (``streams.batches_per_epoch``)."""
     tr = GANTrainer(small("digits", batch_size=256), verbose=False)
-    k = runtime.batches_per_epoch(len(tr.dataset), 256, 1)
+    k = streams.batches_per_epoch(len(tr.dataset), 256, 1)
     assert k == len(tr.dataset) // 256 == 5  # 1,438 training digits
     for _ in range(k):
         tr._real_batch()
     assert tr._perm_cache[0] == 0
     tr._real_batch()  # the first batch of the next epoch's permutation
     assert tr._perm_cache[0] == 1
-    assert runtime.batches_per_epoch(1000, 64, 4) == (1000 // 4) // 16
+    assert streams.batches_per_epoch(1000, 64, 4) == (1000 // 4) // 16

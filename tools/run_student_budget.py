@@ -10,7 +10,7 @@ Every notebook in ``solutions/`` (or the ones named) is executed top to bottom w
 * the **claims**: printed numbers that the prose discusses, each read from the outputs with a regular expression
   and compared with the range the prose states (the ``CLAIMS`` registry below);
 
-and writes a markdown table with the machine it ran on. Targets (issue 14): every notebook finishes within the
+and writes a markdown table with the machine it ran on. Targets: every notebook finishes within the
 compute time its header estimates (``TIME_LIMITS``), no kernel peaks above 1.5 GB (a 2 GB Binder instance with
 JupyterLab beside it), and every claim holds on the seed the notebook uses.
 
@@ -152,9 +152,9 @@ CLAIMS: tuple[Claim, ...] = (
     Claim('04_dcgan_and_the_article', 'fault 9: the requires-grad message (not a device message)',
           "^RuntimeError: (Can't call numpy\\(\\) on Tensor that requires grad)",
           "Can't call numpy() on Tensor that requires grad"),
-    Claim('04_dcgan_and_the_article', 'section 3 trains on all 60,000 images',
+    Claim('04_dcgan_and_the_article', 'the DCGAN trains on all 60,000 images',
           '^([\\d,]+) images \\(1, 32, 32\\)', (60000, 60000)),
-    Claim('04_dcgan_and_the_article', 'section 3 trains 2,000 steps of batch 64',
+    Claim('04_dcgan_and_the_article', 'the DCGAN trains 2,000 steps of batch 64',
           '\\| (\\d+) steps, batch 64,', (2000, 2000)),
     Claim('04_dcgan_and_the_article', 'the recipe trained is the hinge loss',
           "^loss '(\\w+)' \\|", 'hinge'),

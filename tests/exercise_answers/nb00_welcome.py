@@ -25,26 +25,30 @@ EXERCISES = {
     "Exercise 2": {
         "wrong": [
             {"why": "the shape of the whole batch, not of one image",
-             "answer": "ds = data.load('digits')\nn_images = len(ds)\nimage_shape = tuple(ds.x.shape)\n"
-                       "lo, hi = ds.x.min().item(), ds.x.max().item()\ncounts = torch.bincount(ds.y, minlength=10)",
+             "answer": "n_images = len(ds)\nimage_shape = tuple(ds.x.shape)\nx, _ = ds.get(torch.arange(256))\n"
+                       "lo, hi = x.min().item(), x.max().item()\ncounts = torch.bincount(ds.y, minlength=10)",
              "hint": ("(C, H, W)",)},
             {"why": "the number of pixels, not of images",
-             "answer": "ds = data.load('digits')\nn_images = ds.x.numel()\nimage_shape = tuple(ds.x.shape[1:])\n"
+             "answer": "n_images = ds.x.numel()\nimage_shape = tuple(ds.x.shape[1:])\n"
+                       "x, _ = ds.get(torch.arange(256))\nlo, hi = x.min().item(), x.max().item()\n"
+                       "counts = torch.bincount(ds.y, minlength=10)",
+             "hint": ("n_images", "10000")},
+            {"why": "the stored bytes' range, not what a model receives",
+             "answer": "n_images = len(ds)\nimage_shape = tuple(ds.x.shape[1:])\n"
                        "lo, hi = ds.x.min().item(), ds.x.max().item()\ncounts = torch.bincount(ds.y, minlength=10)",
-             "hint": ("n_images", "1797")},
+             "hint": ("stored bytes", "ds.get")},
             {"why": "assumes pixels in [0, 1]",
-             "answer": "ds = data.load('digits')\nn_images = len(ds)\nimage_shape = tuple(ds.x.shape[1:])\n"
+             "answer": "n_images = len(ds)\nimage_shape = tuple(ds.x.shape[1:])\n"
                        "lo, hi = 0.0, 1.0\ncounts = torch.bincount(ds.y, minlength=10)",
              "hint": ("[-1, 1]",)},
             {"why": "shares instead of counts",
-             "answer": "ds = data.load('digits')\nn_images = len(ds)\nimage_shape = tuple(ds.x.shape[1:])\n"
-                       "lo, hi = ds.x.min().item(), ds.x.max().item()\n"
-                       "counts = torch.bincount(ds.y, minlength=10) / len(ds)",
+             "answer": "n_images = len(ds)\nimage_shape = tuple(ds.x.shape[1:])\nx, _ = ds.get(torch.arange(256))\n"
+                       "lo, hi = x.min().item(), x.max().item()\ncounts = torch.bincount(ds.y, minlength=10) / len(ds)",
              "hint": ("counts", "integers")},
         ],
         "right": [
-            "ds = data.load('digits')\nn_images = ds.x.shape[0]\nc, h, w = ds.x[0].shape\nimage_shape = (c, h, w)\n"
-            "lo, hi = float(ds.x.amin()), float(ds.x.amax())\n"
+            "n_images = ds.x.shape[0]\nc, h, w = ds.x[0].shape\nimage_shape = (c, h, w)\n"
+            "x = ds.get(torch.arange(len(ds)))[0]\nlo, hi = float(x.amin()), float(x.amax())\n"
             "counts = torch.tensor([int((ds.y == k).sum()) for k in range(10)])",
         ],
     },

@@ -1,7 +1,8 @@
 """Answers for solutions/03_first_gan_2d.ipynb."""
 
 NETWORKS = ("ring = data.load(", "class Generator(", "class Discriminator(")
-TRAINED = NETWORKS + ("by_hand = {", "class ModeHistory", "recipe_history = ModeHistory()")   # the recipe's trainer
+TRAINED = NETWORKS + ("batch = 256", "def d_step(", "class ModeHistory", "plain_G, plain_D = Generator()")  # your step
+REMEDIES = TRAINED + ("def show_histories(", "remedies = {")   # the remedies, up to the recipe's trainer
 
 _STEP = "opt_D.zero_grad()\nd_loss.backward()\nopt_D.step()\nreturn d_loss.item()"
 _COUNT = ("dist, nearest = torch.cdist(samples.double(), centres.double()).min(dim=1)\n"
@@ -72,7 +73,7 @@ EXERCISES = {
         ],
     },
     "Exercise 3": {
-        "cells": TRAINED,
+        "cells": REMEDIES,
         "wrong": [
             {"why": "nothing changed", "answer": "my_changes = {}", "hint": ("non-empty",)},
             {"why": "the recipe's own value", "answer": "my_changes = {'latent_dim': 2}",

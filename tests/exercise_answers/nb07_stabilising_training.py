@@ -1,6 +1,6 @@
 """Answers for solutions/07_stabilising_training.ipynb."""
 
-SETUP = ("BASELINE = dict(",)   # the cell defining BASELINE, ring, steps and seeds
+SETUP = ("BASELINE = dict(",)   # the cell defining BASELINE, ring and seeds
 
 EXERCISES = {
     "Exercise 1": {
