@@ -44,11 +44,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import course_lib  # noqa: E402, F401  (before torch: course_lib.threads sizes its CPU threads)
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from course_lib import metrics  # noqa: E402
 from course_lib.data import CLASS_NAMES  # noqa: E402
+from course_lib.machine import cpu_isa, cpu_model  # noqa: E402
 from course_lib.recipes import RECIPES  # noqa: E402
 from course_lib.utils import atomic_write  # noqa: E402
 
@@ -66,17 +68,9 @@ TARGETS = {
 
 def machine() -> dict:
     """CPU model, instruction-set extensions that change floating-point paths, cores, versions."""
-    cpu, flags = platform.processor() or "", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
+    flags = set(cpu_isa())
     isa = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile") if f in flags]
-    return {"cpu": cpu, "isa": isa, "cores": os.cpu_count(), "torch": torch.__version__,
+    return {"cpu": cpu_model(), "isa": isa, "cores": os.cpu_count(), "torch": torch.__version__,
             "python": platform.python_version(), "platform": platform.platform()}
 
 

@@ -37,7 +37,8 @@ def run(name: str, cmd: list[str], timeout: float, log_dir: Path) -> dict:
     """Run ``cmd`` in the repository with a time limit; keep its output in ``log_dir/name.log``."""
     print(f"[gpu_figures] {name}: {' '.join(cmd)} (limit {timeout:.0f} s)", flush=True)
     t0 = time.perf_counter()
-    env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "TQDM_DISABLE": "1",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     try:
         proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
         code, out = proc.returncode, proc.stdout + proc.stderr

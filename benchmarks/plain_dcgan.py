@@ -31,12 +31,13 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-from torch import nn
-
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+import course_lib  # noqa: E402, F401  (before torch: course_lib.threads sizes its CPU threads)
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
 
 from course_lib import data as data_mod  # noqa: E402
 from course_lib.utils import atomic_write  # noqa: E402

@@ -37,9 +37,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import course_lib  # noqa: E402, F401  (before torch: course_lib.threads sizes its CPU threads)
 import torch  # noqa: E402
 
 from course_lib import metrics  # noqa: E402
+from course_lib.machine import cpu_isa, cpu_model  # noqa: E402
 from course_lib.recipes import RECIPES, VANILLA  # noqa: E402
 from course_lib.train import GANTrainer, TrainConfig  # noqa: E402
 
@@ -100,23 +102,8 @@ TRIED = (
 
 def machine() -> dict:
     """The CPU model, its vector / matrix instruction sets (they decide the floating-point path), cores, threads."""
-    cpu, flags, ids = "", set(), {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = (part.strip() for part in line.partition(":"))
-            if key == "model name" and not cpu:
-                cpu = value
-            elif key == "flags" and not flags:
-                flags = set(value.split())
-            elif key in ("cpu family", "model") and key not in ids:
-                ids[key] = value
-    except OSError:
-        pass
-    cpu = cpu or platform.processor() or "unknown CPU"  # /proc/cpuinfo first: processor() is often "x86_64"
-    if ids:  # the model name alone ("AMD EPYC") does not tell a Zen 3 from a Zen 5
-        cpu = f"{cpu} (family {ids.get('cpu family', '?')} model {ids.get('model', '?')})"
-    isa = sorted(f for f in flags if f.startswith(("avx", "amx", "fma")))
-    return {"cpu": cpu, "isa": isa, "amx": any(f.startswith("amx") for f in isa),
+    isa = cpu_isa()
+    return {"cpu": cpu_model(), "isa": isa, "amx": any(f.startswith("amx") for f in isa),
             "avx512": any(f.startswith("avx512") for f in isa), "cores": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(),
             "platform": platform.platform()}

@@ -27,7 +27,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -73,17 +72,10 @@ print("RESULT=" + json.dumps(dict(ms_per_step=1000 * wall / steps, cpu_ms_per_st
 
 
 def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo, with family/model numbers (platform.processor() elsewhere)."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or "unknown CPU"
-    fields = {}
-    for line in info.splitlines():
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
-    return f"{fields.get('model name', 'unknown CPU')} (family {fields.get('cpu family', '?')} model " \
-           f"{fields.get('model', '?')}), {os.cpu_count()} CPUs"
+    """The CPU model with its family / model numbers (``course_lib.machine``) and the CPU count."""
+    from course_lib.machine import cpu_model as model   # stdlib only: neither torch nor the thread rule's effects
+
+    return f"{model()}, {os.cpu_count()} CPUs"
 
 
 def settings(cpus: int) -> dict[str, dict[str, str]]:

@@ -45,25 +45,17 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import course_lib  # noqa: E402, F401  (before torch: course_lib.threads sizes its CPU threads)
 import torch  # noqa: E402
 
 from course_lib.device import describe_device, get_device  # noqa: E402
 from course_lib.flops import count_flops, peak_flops  # noqa: E402
 from course_lib.ladder import format_ladder, option_ladder  # noqa: E402
+from course_lib.machine import cpu_model  # noqa: E402
 from course_lib.memory import free_cached_memory  # noqa: E402
 from course_lib.timing import random_images  # noqa: E402
 from plain_loop import PlainLoop, compare_loops  # noqa: E402  (benchmarks/, this script's folder, is on sys.path)
 from course_lib.train import GANTrainer, TrainConfig  # noqa: E402
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _load() -> list[float] | None:
@@ -206,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = get_device(args.device)
-    info = {"device": describe_device(device), "cpu": _cpu_model(), "cpu_count": os.cpu_count(),
+    info = {"device": describe_device(device), "cpu": cpu_model(), "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
             "python": platform.python_version(), "gpu_available": torch.cuda.is_available(),
             "load_average_before": _load(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),

@@ -1,15 +1,24 @@
 """course_lib: the tested helper library of the course *Generative Adversarial Networks, from theory to GPU
 training*.
 
-Modules, from low to high (nothing low imports something high):
+Modules by concept, from low to high (nothing low imports something high; ``tests/test_imports.py`` holds the
+layers and INSTRUCTORS.md describes each module in one line):
 
-* ``threads``: torch's CPU threads sized to the CPUs this process may use (applied on ``import course_lib``).
-* ``device``, ``budget``: where to run, how to seed, how long training cells run.
-* ``data``: 2-D mixtures, digits, MNIST / Fashion-MNIST, held as tensors.
-* ``models``: MLP and DCGAN generators and discriminators. ``losses``: every GAN loss on logits.
-* ``checkpoint``: safe, atomic checkpoint files. ``recipes``: the default configuration per dataset.
-* ``train``: the one training loop. ``metrics``, ``plots``, ``widgets``: evaluation and pictures.
-* ``cli``: ``python -m course_lib train | sample | evaluate``.
+* start-up and checks: ``threads`` (torch's CPU threads, applied on ``import course_lib``), ``checks``,
+  ``utils``, ``machine``, ``colab``; ``device``, ``budget`` (where to run, seeding, how long cells train).
+* data: ``data`` (datasets held as tensors), ``data_files`` (idx files, offline mode), ``streams`` (data order).
+* networks and losses: ``models`` (MLP, DCGAN), ``losses`` (every GAN loss on logits), ``unet`` and
+  ``diffusion`` (a DDPM's network, noise schedule and samplers), ``recipes`` (the defaults per dataset).
+* files: ``checkpoint``, ``checkpoint_integrity``, ``families``, ``rundir``, ``run_files``, ``pretrained``.
+* measuring samples: ``mixture_metrics``, ``image_metrics``, ``evaluation``, ``report``, ``metrics``,
+  ``classifier``, ``fid``.
+* training: ``config`` (``TrainConfig``), ``run_inputs``, ``guard`` (the NaN guard), ``ema``, ``optim``,
+  ``speed_options``, ``distributed``, ``stopping``, ``progress``; ``train`` (``GANTrainer``: ``d_step``, then
+  ``g_step``) and ``diffusion_train`` (``DDPMTrainer``).
+* using trained models: ``sampling``, ``generation``, ``reuse``, ``control``; pictures: ``plots``, ``widgets``.
+* teaching and measuring speed: ``theory``, ``article``, ``detector``, ``experiments``, ``equal_time``,
+  ``timing``, ``host_syncs``, ``flops``, ``ladder``, ``memory``, ``scaling`` (``speed`` gathers them).
+* ``env_check`` (notebook 00's report) and ``cli``: ``python -m course_lib train | sample | evaluate | pretrained``.
 """
 from . import threads as _threads
 

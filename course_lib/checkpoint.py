@@ -13,8 +13,10 @@ Loading checks, in this order, and stops at the first problem with one message t
 1. the file exists, is readable and holds only plain data (``weights_only``: nothing in it is run);
 2. it is a course checkpoint (format tag) of a version this code reads;
 3. the schema (``validate_state``): every known field has the right type and range (the message names the field);
-4. the checksum: a changed byte anywhere in the tensors or the other fields (a bit flip on disk, a transfer
-   error, an edit) is refused as *damaged*. Version-1 files (written before checksums) load with a warning.
+4. the checksum covers the values: a change to any tensor or other field (a bit flip on disk, a transfer
+   error, an edit) is refused as *damaged*. Bytes of the file that change no value (zip headers and padding,
+   the pickle's bookkeeping) are not refused: what loads is what was saved. Version-1 files (written before
+   checksums) load with a warning.
 
 The format tag, the checksum and the schema are written in ``course_lib.checkpoint_integrity`` (their names are
 re-exported here).
@@ -35,8 +37,8 @@ from typing import Any, Iterable
 import torch
 
 from .checkpoint_integrity import (CHECKSUM_KEY, FORMAT, FORMAT_VERSION, STEP_MAX, CheckpointDamagedError,
-                                   CheckpointError, UnverifiedCheckpointWarning, state_checksum, state_digest,
-                                   validate_state)
+                                   CheckpointError, UnverifiedCheckpointWarning, check_plain_data, state_checksum,
+                                   state_digest, validate_state)
 from .run_files import RecordingFile, os_error_behind, save_error_message
 from .utils import atomic_write
 
@@ -103,6 +105,7 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
     state.update(format=FORMAT, version=FORMAT_VERSION)
     digest, nbytes = state_digest(state)
     state[CHECKSUM_KEY] = {"algorithm": "sha256", "digest": digest}
+    check_plain_data(state, source=f"the state to save to {str(path)!r}")  # a file that is written must load
     validate_state(state, source=f"the state to save to {str(path)!r}")
     had_previous = path.is_file()
     recorder: list[RecordingFile] = []

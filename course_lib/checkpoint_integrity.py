@@ -7,15 +7,18 @@ schema of every field. ``course_lib.checkpoint`` saves and loads files with thes
 """
 from __future__ import annotations
 
+import collections
 import hashlib
 from typing import Any
 
 import torch
 
+from .data import IMAGE_DATASETS, POINT_DATASETS
 from .utils import is_int
 
 __all__ = ["CheckpointError", "CheckpointDamagedError", "UnverifiedCheckpointWarning", "FORMAT", "FORMAT_VERSION",
-           "REQUIRED_KEYS", "CHECKSUM_KEY", "STEP_MAX", "state_checksum", "state_digest", "validate_state"]
+           "REQUIRED_KEYS", "CHECKSUM_KEY", "STEP_MAX", "state_checksum", "state_digest", "validate_state",
+           "check_plain_data"]
 
 FORMAT = "gan-course-checkpoint"
 FORMAT_VERSION = 2  # 2: adds "checksum" (SHA-256 of the rest); 1: no checksum (still read, with a warning)
@@ -194,6 +197,45 @@ class _Schema:
             self.fail("data_info['num_classes']", "a positive whole number or None", nc)
         if v.get("note") is not None and not isinstance(v["note"], str):
             self.fail("data_info['note']", "a string or None", v["note"])
+        if shape and v.get("name") in POINT_DATASETS and len(shape) != 1:
+            self.fail("data_info['sample_shape']", f"(dim,) for the points of {v['name']!r}", shape)
+        if shape and v.get("name") in IMAGE_DATASETS and len(shape) != 3:
+            self.fail("data_info['sample_shape']", f"(channels, height, width) for the images of {v['name']!r}",
+                      shape)
+
+
+_PLAIN_LEAVES = (type(None), bool, int, float, str, bytes, torch.dtype, torch.device)
+_PLAIN_CONTAINERS = (dict, collections.OrderedDict, list, tuple, torch.Size)
+
+
+def check_plain_data(state: Any, source: str = "the state to save") -> None:
+    """Refuse a state that ``load_checkpoint`` (``torch.load(weights_only=True)``) would refuse: anything but
+    tensors, ``None``, ``bool``, ``int``, ``float``, ``str``, ``bytes``, dtypes and devices in dicts, lists and
+    tuples. A NumPy number (``np.int64(3)``) or another class would be pickled as a global that the loader never
+    runs, so the file could be written but never read; ``save_checkpoint`` calls this first.
+
+    Raises:
+        CheckpointError: naming the field (``config['steps']``), its type and the fix.
+    """
+    stack: list[tuple[str, Any]] = [("", state)]
+    while stack:
+        where, v = stack.pop()
+        if isinstance(v, torch.Tensor) or type(v) in _PLAIN_LEAVES:
+            continue
+        if type(v) in _PLAIN_CONTAINERS:
+            items = v.items() if isinstance(v, dict) else enumerate(v)
+            for k, x in items:
+                if isinstance(v, dict) and type(k) not in (str, int):
+                    raise CheckpointError(f"{source}: the key {k!r} of {where or 'the state'} is a "
+                                          f"{type(k).__module__}.{type(k).__qualname__}; checkpoints hold plain "
+                                          "data, so the file could never be loaded: use a string key")
+                stack.append((f"{where}[{k!r}]" if where else str(k), x))
+            continue
+        kind = f"{type(v).__module__}.{type(v).__qualname__}"
+        raise CheckpointError(f"{source}: {where or 'the state'} is {_short(v)} of type {kind}, which the checkpoint "
+                              "loader refuses (it reads plain numbers, strings, lists, dicts and tensors only), so "
+                              "the file could never be loaded; convert it first (int(v), float(v), bool(v) or "
+                              "v.item() for a NumPy or 0-dim tensor number)")
 
 
 def validate_state(state: Any, source: str = "checkpoint") -> None:

@@ -73,7 +73,8 @@ def _add_config_flags(t: argparse.ArgumentParser) -> None:
     for f in _config_fields():
         meta, kw = f.metadata, {"dest": f.name, "default": None}
         default = "the recipe's" if f.name in recipe_fields else repr(f.default)
-        kw["help"] = f"{meta['help']} (default: {'ring8' if f.name == 'data' else default})"
+        kw["help"] = meta["help"] if "(default:" in meta["help"] else \
+            f"{meta['help']} (default: {'ring8' if f.name == 'data' else default})"
         if meta["choices"]:
             kw["choices"] = meta["choices"]
         elif "bool" in str(f.type):
@@ -90,12 +91,18 @@ _CHECKPOINT_HELP = ("checkpoint.pt written by 'train', or pretrained:NAME for a 
                     "(python -m course_lib pretrained lists them)")
 
 
+_SAMPLING_STEPS_HELP = ("DDPM checkpoints: sample by DDIM (eta 0) with this many network evaluations per image, "
+                        "1 to the training schedule's T (default: ancestral sampling over all T steps; a shipped "
+                        "DDPM, pretrained:NAME: its own DDIM steps)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m course_lib",
                                 description="Train GANs, sample from them and evaluate them (GAN course).")
     sub = p.add_subparsers(dest="command", required=True, metavar="{train,sample,evaluate}")
 
-    t = sub.add_parser("train", help="train a GAN with the course's recipe for a dataset",
+    t = sub.add_parser("train", help="train a GAN (or with --model ddpm a diffusion model) with the course's recipe "
+                                     "for a dataset",
                        description="Train a GAN with the course's recipe for --data (every option below changes "
                                    "one field of course_lib.config.TrainConfig). Writes checkpoint.pt, "
                                    "samples.png, config.json and metrics.json into --out. With --resume, only "
@@ -120,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="class to generate (conditional models)")
     s.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
     s.add_argument("--device", default="cpu", help="device to sample on")
+    s.add_argument("--sampling-steps", type=argtype("sampling_steps", check_int, int), default=None,
+                   help=_SAMPLING_STEPS_HELP)
 
     e = sub.add_parser("evaluate", help="measure a trained generator against the real data",
                        description="Sample N points or images from a checkpoint and measure them: modes covered "
@@ -137,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=argtype("seed", check_seed, int), default=0, help="seed of the noise")
     e.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
     e.add_argument("--device", default="cpu", help="device to sample on")
+    e.add_argument("--sampling-steps", type=argtype("sampling_steps", check_int, int), default=None,
+                   help=_SAMPLING_STEPS_HELP)
 
     sub.add_parser("pretrained", help="list the trained models that ship with the course",
                    description="List the shipped models: pass pretrained:NAME as --checkpoint to sample or "
@@ -153,7 +164,7 @@ def _config_changes(args) -> tuple[dict, dict]:
         if v is not None:
             changes[f.name] = tuple(v) if f.name == "betas" else (None if f.name == "ema_decay" and v == 0 else v)
             flags[f.name] = _flag(f)
-    for key in ("lr_g", "lr_d"):
+    for key in ("lr_g",) if changes.get("model") == "ddpm" else ("lr_g", "lr_d"):
         if args.lr is not None and key not in changes:
             changes[key], flags[key] = args.lr, "--lr"
     return changes, flags
@@ -161,12 +172,17 @@ def _config_changes(args) -> tuple[dict, dict]:
 
 def _resume(args, out: Path, changes: dict, flags: dict):
     """The trainer of ``--resume``, under the one resume rule of ``course_lib.config``, in flag names."""
+    from .checkpoint import load_checkpoint
+    from .diffusion_train import DDPMTrainer
+    from .families import family_of
     from .train import GANTrainer, ResumeConflictError
 
     if args.epochs:
         raise ValueError("--epochs cannot be used with --resume: give --steps, the new total number of steps")
+    ddpm = family_of(load_checkpoint(args.resume).get("config") or {}) == "ddpm"
     try:
-        trainer = GANTrainer.from_checkpoint(args.resume, out_dir=out, verbose=not args.quiet, **changes)
+        trainer = (DDPMTrainer if ddpm else GANTrainer).from_checkpoint(args.resume, out_dir=out,
+                                                                         verbose=not args.quiet, **changes)
     except ResumeConflictError as exc:
         named = ", ".join(sorted({flags.get(k, k) for k in exc.fields}))
         allowed = ", ".join(_resumable_flags())
@@ -179,20 +195,38 @@ def _resume(args, out: Path, changes: dict, flags: dict):
     return trainer
 
 
-def _new_trainer(args, out: Path, changes: dict):
+def _check_family_flags(changes: dict, flags: dict) -> None:
+    """Refuse the flags of the other family, given explicitly: GAN options with --model ddpm, DDPM options
+    without it (``config.GAN_FIELDS`` / ``DDPM_FIELDS``)."""
+    from .config import DDPM_FIELDS, GAN_FIELDS
+
+    ddpm = changes.get("model") == "ddpm"
+    wrong = sorted({flags[k] for k in changes if k in (GAN_FIELDS if ddpm else DDPM_FIELDS)})
+    if wrong and ddpm:
+        raise ValueError(f"{', '.join(wrong)}: GAN option(s), which --model ddpm (a diffusion model) does not use; "
+                         "drop them, or train a GAN (--model dcgan)")
+    if wrong:
+        raise ValueError(f"{', '.join(wrong)}: DDPM option(s); add --model ddpm to train a diffusion model, or "
+                         "drop them")
+
+
+def _new_trainer(args, out: Path, changes: dict, flags: dict):
     """The trainer of a new run: the recipe of --data with the given fields; --epochs becomes steps (from the
     data's length and the batch: one epoch is len(data) // batch real batches, n_critic per step)."""
     from . import data as data_mod
     from .distributed import dist_info
     from .streams import batches_per_epoch
+    from .diffusion_train import DDPMTrainer
     from .train import GANTrainer, TrainConfig
 
+    _check_family_flags(changes, flags)
     config = TrainConfig.for_data(changes.pop("data", "ring8"), **changes)
     dataset = data_mod.load(config.data, image_size=config.image_size, fallback=config.fallback, split=config.split)
     if args.epochs:
         per_epoch = batches_per_epoch(len(dataset), config.batch_size, dist_info().world_size)
         config = dataclasses.replace(config, steps=max(1, -(-args.epochs * per_epoch // config.n_critic)))
-    return GANTrainer(config, dataset=dataset, out_dir=out, verbose=not args.quiet)
+    trainer_class = DDPMTrainer if config.model == "ddpm" else GANTrainer
+    return trainer_class(config, dataset=dataset, out_dir=out, verbose=not args.quiet)
 
 
 def cmd_train(args) -> int:
@@ -220,14 +254,21 @@ def _train(args, run=None) -> int:
 
     out = Path(args.out)
     changes, flags = _config_changes(args)
-    trainer = _resume(args, out, changes, flags) if args.resume else _new_trainer(args, out, changes)
+    trainer = _resume(args, out, changes, flags) if args.resume else _new_trainer(args, out, changes, flags)
     if run is not None and args.overwrite:
         run.clear()  # every file of the earlier run (rundir.RUN_OUTPUTS), its evaluation.json included
     config = trainer.config
     t0 = time.perf_counter()
+    start = (trainer.step, trainer.skipped_steps)
     trainer.fit()  # writes out/checkpoint.pt (every checkpoint_every steps and at the end)
     seconds = time.perf_counter() - t0
     trainer.close()  # under torchrun: every process leaves the process group together
+    ran, skipped = trainer.step - start[0], trainer.skipped_steps - start[1]
+    if ran > 0 and skipped >= ran:  # nothing was learnt: not a run to report as written
+        raise ValueError(f"all {ran} steps were skipped: every one had a NaN or infinite loss or gradient "
+                         f"(--nan-policy skip), so the networks did not learn and nothing but {out / 'checkpoint.pt'} "
+                         "was written; lower the learning rate (--lr) or use --nan-policy stop to see the first "
+                         "failing step")
     if trainer.rank != 0:
         return 130 if trainer.interrupted else 0
     out.mkdir(parents=True, exist_ok=True)
@@ -237,9 +278,16 @@ def _train(args, run=None) -> int:
                "device": str(trainer.device), "world_size": trainer.world_size,
                "batch_size": config.batch_size, "batch_per_process": trainer.local_batch,
                "lr_g": config.lr_g, "lr_d": config.lr_d, "lr_schedule": config.lr_schedule}
-    n, labels = report.summary_request(trainer.dataset, num_classes=trainer.num_classes, seed=config.seed)
-    summary.update(report.summarize(trainer.sample(n, labels=labels) if n else None, trainer.dataset,
-                                    labels=labels))
+    if config.model == "ddpm":
+        del summary["lr_d"]
+        summary.update(diffusion_steps=config.diffusion_steps, noise_schedule=config.noise_schedule,
+                       metrics_note="a DDPM's samples cost many network evaluations, so training measures none: "
+                                    f"python -m course_lib evaluate --checkpoint {out / 'checkpoint.pt'} "
+                                    "--sampling-steps 50")
+    else:
+        n, labels = report.summary_request(trainer.dataset, num_classes=trainer.num_classes, seed=config.seed)
+        summary.update(report.summarize(trainer.sample(n, labels=labels) if n else None, trainer.dataset,
+                                        labels=labels))
     summary.update({f"final_{k}": v[-1] for k, v in trainer.history.items() if k != "penalty" and v})
     write_json(out / "metrics.json", {"final": summary, "history": trainer.history})
     import matplotlib
@@ -247,9 +295,14 @@ def _train(args, run=None) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    samples = plots.figure_samples(trainer, 2500)  # 64 images of the fixed noise, or 2,500 points
-    fig = plots.sample_figure(samples, trainer.dataset, D=trainer.D, device=trainer.device,
-                              title=f"{config.data}, step {trainer.step}", loss=config.loss)
+    if config.model == "ddpm":  # 64 images of the fixed x_T, by DDIM with at most 50 steps
+        steps = min(50, config.diffusion_steps)
+        fig = plots.show_images(trainer.sample(64, sampling_steps=steps, x_T=trainer.fixed_noise), size=6,
+                                title=f"{config.data} DDPM, step {trainer.step}, {steps} DDIM steps")
+    else:
+        samples = plots.figure_samples(trainer, 2500)  # 64 images of the fixed noise, or 2,500 points
+        fig = plots.sample_figure(samples, trainer.dataset, D=trainer.D, device=trainer.device,
+                                  title=f"{config.data}, step {trainer.step}", loss=config.loss)
     write_figure(out / "samples.png", fig, dpi=120, bbox_inches="tight")
     plt.close("all")
     print(json.dumps({k: v for k, v in summary.items() if not isinstance(v, (list, dict))}, indent=2))
@@ -263,17 +316,19 @@ def cmd_sample(args) -> int:
     import torch
 
     from .rundir import check_output_file, check_sample_memory
-    from .pretrained import resolve_checkpoint
+    from .pretrained import default_sampling_steps, resolve_checkpoint
     from .run_files import write_array, write_figure
-    from .sampling import generate, load_generator
+    from .generation import load_model
 
     out = check_output_file(args.out, (".npy", ".png"), flag="--out", what="samples file")
-    G, config, info = load_generator(resolve_checkpoint(args.checkpoint), device=args.device,
-                                     use_ema=not args.no_ema)
+    model = load_model(resolve_checkpoint(args.checkpoint), device=args.device, use_ema=not args.no_ema,
+                       sampling_steps=args.sampling_steps
+                       if args.sampling_steps is not None else default_sampling_steps(args.checkpoint))
+    info = model.info
     if out.suffix.lower() == ".png" and len(info["sample_shape"]) != 3:
         raise ValueError(f"--out {out.name!r}: a .png grid needs an image model, but {args.checkpoint} makes points "
                          f"of shape {tuple(info['sample_shape'])}; use a .npy file")
-    check_sample_memory(args.n, tuple(info["sample_shape"]), flag="--n", latent_dim=config.latent_dim)
+    check_sample_memory(args.n, tuple(info["sample_shape"]), flag="--n", latent_dim=model.noise_numbers)
     num_classes = info.get("num_classes")
     labels = None
     if args.label is not None:
@@ -282,8 +337,7 @@ def cmd_sample(args) -> int:
         if args.label >= num_classes:
             raise ValueError(f"--label must be a class in [0, {num_classes}), got {args.label}")
         labels = torch.full((args.n,), args.label, dtype=torch.long)
-    x = generate(G, args.n, config.latent_dim, next(G.parameters()).device, labels=labels,
-                 num_classes=num_classes, seed=args.seed)
+    x = model.sample(args.n, labels=labels, seed=args.seed)
     if out.suffix.lower() == ".png":
         from . import plots
         import matplotlib
@@ -293,17 +347,18 @@ def cmd_sample(args) -> int:
         write_figure(out, ax, dpi=120, bbox_inches="tight")
     else:  # .npy (check_output_file allowed only these two, in any case)
         write_array(out, x.numpy().astype(np.float32, copy=False))
-    print(f"wrote {args.n} samples of shape {tuple(x.shape[1:])} to {out}")
+    cost = "" if model.family == "gan" else f" ({model.sampler}, {model.network_evaluations} network evaluations each)"
+    print(f"wrote {args.n} samples of shape {tuple(x.shape[1:])} to {out}{cost}")
     return 0
 
 
 def cmd_evaluate(args) -> int:
     from . import report
     from .rundir import check_output_file, check_sample_memory
-    from .pretrained import evaluation_out, resolve_checkpoint
+    from .pretrained import default_sampling_steps, evaluation_out, resolve_checkpoint
     from .rundir import RunFolderError
     from .run_files import write_json
-    from .sampling import generate, load_generator
+    from .generation import load_model, timed_sample
 
     try:
         out = check_output_file(args.out if args.out is not None else evaluation_out(args.checkpoint),
@@ -313,20 +368,23 @@ def cmd_evaluate(args) -> int:
             raise
         raise RunFolderError(f"evaluate writes its result beside the checkpoint by default, but {exc}; or pass --out "
                              "FILE to write it elsewhere") from None
-    G, config, info = load_generator(resolve_checkpoint(args.checkpoint), device=args.device,
-                                     use_ema=not args.no_ema,
-                                     for_what="evaluation")
+    model = load_model(resolve_checkpoint(args.checkpoint), device=args.device, use_ema=not args.no_ema,
+                       for_what="evaluation", sampling_steps=args.sampling_steps
+                       if args.sampling_steps is not None else default_sampling_steps(args.checkpoint))
+    config, info = model.config, model.info
     shape = tuple(info.get("sample_shape") or ())
     name = info.get("name") or config.data
     num_classes = info.get("num_classes")
     n, labels = report.summary_request(name, num_classes=num_classes, seed=args.seed, n=args.n)
     if n == 0:
         raise ValueError(f"no course metric applies to the data {name!r}: nothing to evaluate")
-    check_sample_memory(n, shape, flag="--n", latent_dim=config.latent_dim)
-    x = generate(G, n, config.latent_dim, next(G.parameters()).device, labels=labels, num_classes=num_classes,
-                 seed=args.seed)
+    check_sample_memory(n, shape, copies=2, flag="--n", latent_dim=model.noise_numbers)
+    if model.family == "ddpm":
+        faster = "" if model.sampling_steps else "; --sampling-steps 50 (DDIM) is about 20 times faster"
+        print(f"sampling {n} images by {model.sampler}, {model.network_evaluations} network evaluations each{faster}")
+    x, cost = timed_sample(model, n, labels=labels, seed=args.seed)
     result: dict = {"checkpoint": str(args.checkpoint), "data": name, "n": n, "seed": args.seed,
-                    "ema": not args.no_ema}
+                    "ema": not args.no_ema, "model": config.model, **cost}
     result.update(report.summarize(x, name, labels=labels))
     if "image_metrics_error" in result:
         raise ValueError(f"the image metrics failed: {result['image_metrics_error']}")
@@ -336,12 +394,15 @@ def cmd_evaluate(args) -> int:
     print(f"{'metric':<24}{'generated':>12}{'real floor (mean +- sd)':>26}  verdict")
     for key, v in result.items():
         if isinstance(v, bool) or not isinstance(v, (int, float)) or key.endswith(("_real", "_real_sd", "_sd")) \
-                or key in ("n", "seed", "n_eval", "chunks", "k", "k_density", "num_modes", "n_reference"):
+                or key in ("n", "seed", "n_eval", "chunks", "k", "k_density", "num_modes", "n_reference") \
+                or key in cost:
             continue
         real, sd, verdict = result.get(f"{key}_real"), result.get(f"{key}_real_sd"), result.get(f"{key}_verdict", "")
         shown = f"{real:.4g}" + (f" +- {sd:.2g}" if isinstance(sd, (int, float)) else "") if isinstance(
             real, (int, float)) else ""
         print(f"{key:<24}{v:>12.4g}{shown:>26}  {verdict}")
+    print(f"sampling cost: {cost['network_evaluations_per_image']} network evaluation(s) per sample "
+          f"({cost['sampler']}), {cost['images_per_second']:.4g} samples per second on {cost['sampling_device']}")
     write_json(out, result, indent=2, default=str)
     print(f"wrote {out}")
     return 0

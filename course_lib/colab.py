@@ -34,7 +34,7 @@ if "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "{INSTALL_URL}"], check=True)
     from google.colab import output
     output.enable_custom_widget_manager()
-    print("Colab: course installed. A GPU? Runtime > Change runtime type > T4 GPU.")
+    print("Colab: course installed. A GPU? Runtime > Change runtime type > a GPU.")
 import course_lib'''
 
 

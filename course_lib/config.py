@@ -15,6 +15,8 @@ Each field carries its description in ``dataclasses.field(metadata=...)``:
   config that agrees on all of them);
 * ``resume``: the field may change when a run is resumed (``RESUMABLE_FIELDS``); every other field that
   differs from the checkpoint is refused, by ``GANTrainer.from_checkpoint`` and by the CLI alike;
+* ``family``: ``"gan"`` or ``"ddpm"`` for a field that only that family of models uses (``GAN_FIELDS``,
+  ``DDPM_FIELDS``): a config of the other family must leave it at its default;
 * ``cli``: True for a flag whose text is converted to the field's type and refused by its ``check``
   (``cli.argtype``); another check to refuse it by instead (``--ema 0`` means no EMA); False for no flag.
 """
@@ -25,16 +27,22 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Callable
 
+import numpy as np
+import torch
+
 from . import data as data_mod
-from .checkpoint import CheckpointError
-from .checks import (check_bool, check_choice, check_int, check_nonneg_number, check_positive_number, check_seed,
-                     check_unit_interval, is_int, is_number)
+from .checkpoint import STEP_MAX, CheckpointError
+from .checks import (InvalidValue, check_bool, check_choice, check_int, check_nonneg_number, check_positive_number,
+                     check_seed, check_unit_interval, is_int, is_number)
+from .diffusion import SCHEDULES
+from .families import DIFFUSION_MODELS
 from .losses import LOSSES, get_loss
 from .models import MODELS, check_latent_codes
-from .recipes import RECIPES
+from .recipes import DDPM, RECIPES
 
 __all__ = ["TrainConfig", "MODEL_FIELDS", "RESUMABLE_FIELDS", "AMP_CHOICES", "NAN_POLICIES", "LR_SCHEDULES",
-           "SPLITS", "resume_conflicts", "resume_config", "ResumeConflictError"]
+           "SPLITS", "GAN_FIELDS", "DDPM_FIELDS", "resume_conflicts", "resume_config", "ResumeConflictError",
+           "plain_value"]
 
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")
 NAN_POLICIES = ("stop", "skip")
@@ -76,11 +84,45 @@ def _check_device(name: str, value: Any) -> Any:
     return value
 
 
+def _check_steps(name: str, value: Any) -> Any:
+    """A positive integer the step counter can hold (checkpoints store it as a 64-bit integer)."""
+    check_int(name, value)
+    if value > STEP_MAX:
+        raise InvalidValue(name, "a positive integer of at most 2**63 - 1 (the step counter's range)", value)
+    return value
+
+
+def plain_value(name: str, value: Any) -> Any:
+    """``value`` with NumPy and 0-dim tensor numbers turned into Python ``bool`` / ``int`` / ``float`` (by their
+    kind; a NumPy string into ``str``; a tuple item by item); anything else is returned as it is, for its
+    field's check to judge. A config holds plain values, so a checkpoint that stores it always loads.
+
+    Raises:
+        ValueError: a number that has no exact Python equal (a long double, a complex number).
+    """
+    if isinstance(value, tuple):
+        return tuple(plain_value(name, v) for v in value)
+    if isinstance(value, torch.Tensor) and value.dim() == 0:
+        value = value.item()  # bool, int or float (exact: a double holds every float32, bfloat16, float16)
+    if isinstance(value, np.generic) and not isinstance(value, np.number):
+        return bool(value) if isinstance(value, np.bool_) else str(value) if isinstance(value, np.str_) else value
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating) and float(value) == value:
+        return float(value)
+    if isinstance(value, (np.number, complex)):
+        kind = f"{type(value).__module__}.{type(value).__name__}"
+        raise ValueError(f"{name}={value!r} ({kind}) cannot be converted exactly to a Python float or int; pass "
+                         "float(value) or int(value) if the rounding is what you mean")
+    return value
+
+
 def option(default: Any, help: str, check: Callable[..., Any], *, choices: tuple[str, ...] = (), model: bool = False,
-           resume: bool = False, cli: bool | Callable[..., Any] = True, flag: str | None = None) -> Any:
+           resume: bool = False, cli: bool | Callable[..., Any] = True, flag: str | None = None,
+           family: str | None = None) -> Any:
     """A ``TrainConfig`` field with its metadata (see the module docstring)."""
     return field(default=default, metadata={"help": help, "check": check, "choices": choices, "model": model,
-                                            "resume": resume, "cli": cli, "flag": flag})
+                                            "resume": resume, "cli": cli, "flag": flag, "family": family})
 
 
 def choice(default: str, help: str, choices: tuple[str, ...], noun: str | None = None, valid: str = "choices",
@@ -116,60 +158,76 @@ class TrainConfig:
     split: str = option("train", "part of the data to train on", data_mod.check_split, choices=SPLITS)
     fallback: bool = option(False, "use the offline 'digits' data if MNIST / Fashion-MNIST cannot be downloaded",
                             check_bool)
-    model: str = choice("mlp", "network family (mlp for points, dcgan for images)", tuple(MODELS), valid="models",
+    model: str = choice("mlp", "network family (mlp for points, dcgan for images; ddpm: a diffusion model for "
+                               "images)", tuple(MODELS) + DIFFUSION_MODELS, valid="models",
                         model=True)
-    loss: str = choice("nonsaturating", "GAN loss", tuple(LOSSES), valid="losses")
-    latent_dim: int = option(8, "size of z", check_int, model=True)
+    loss: str = choice("nonsaturating", "GAN loss", tuple(LOSSES), valid="losses", family="gan")
+    latent_dim: int = option(8, "size of z", check_int, model=True, family="gan")
     latent_codes: int = option(0, "read the first K of z's coordinates as a categorical code of K values (a "
                                   "disconnected latent; mlp only; 0: Gaussian z)", partial(check_int, minimum=0),
-                               model=True)
+                               model=True, family="gan")
     g_init_gain: float = option(1.0, "the generator's first layer starts with its weights times this gain (mlp "
-                                     "only; 1: PyTorch's default)", check_positive_number)
-    g_width: int = option(128, "width of the generator", check_int, model=True)
-    d_width: int = option(128, "width of the discriminator", check_int, model=True)
-    depth: int = option(3, "hidden layers of the MLPs", check_int, model=True)
+                                     "only; 1: PyTorch's default)", check_positive_number, family="gan")
+    g_width: int = option(128, "width of the generator (ddpm: of the U-Net)", check_int, model=True)
+    d_width: int = option(128, "width of the discriminator", check_int, model=True, family="gan")
+    depth: int = option(3, "hidden layers of the MLPs", check_int, model=True, family="gan")
     conditional: bool = option(False, "class-conditional GAN (labelled image data; on for the digits recipe)",
-                               check_bool, model=True)
-    spectral_norm: bool = option(False, "spectral normalisation in D", check_bool, model=True)
-    steps: int = option(3000, "generator steps (on resume: the new total)", check_int, resume=True)
+                               check_bool, model=True, family="gan")
+    spectral_norm: bool = option(False, "spectral normalisation in D", check_bool, model=True, family="gan")
+    diffusion_steps: int = option(1000, "steps T of the DDPM's noise schedule (ddpm only)",
+                                  partial(check_int, minimum=2), model=True, family="ddpm")
+    noise_schedule: str = choice("linear", "the DDPM's noise schedule: linear (Ho et al. 2020) or cosine (Nichol & "
+                                 "Dhariwal 2021) (ddpm only)", SCHEDULES, "noise schedule", model=True,
+                                 family="ddpm")
+    steps: int = option(3000, "generator steps (on resume: the new total)", _check_steps, resume=True)
     batch_size: int = option(256, "global batch size", check_int)
-    lr_g: float = option(2e-4, "learning rate of G", check_positive_number)
-    lr_d: float = option(2e-4, "learning rate of D", check_positive_number)
+    lr_g: float = option(2e-4, "learning rate of G (ddpm: of the U-Net)", check_positive_number)
+    lr_d: float = option(2e-4, "learning rate of D", check_positive_number, family="gan")
     betas: tuple[float, float] = option((0.5, 0.999), "Adam betas of both networks", _check_betas,
                                         cli=check_unit_interval)
     lr_schedule: str = choice("constant", "constant, or linear decay to 0 over the run", LR_SCHEDULES)
     n_critic: int | None = option(None, "discriminator steps per generator step (default: the loss's)",
-                                  partial(check_int, allow_none=True))
-    label_smoothing: float = option(0.0, "one-sided label smoothing of real targets", check_unit_interval)
+                                  partial(check_int, allow_none=True), family="gan")
+    label_smoothing: float = option(0.0, "one-sided label smoothing of real targets", check_unit_interval, family="gan")
     gp_weight: float | None = option(None, "weight of the WGAN-GP gradient penalty (default: the loss's)",
-                                     partial(check_nonneg_number, allow_none=True))
-    r1_gamma: float = option(0.0, "weight of the R1 penalty", check_nonneg_number)
-    r1_every: int = option(1, "compute R1 every k steps, weighted k times (lazy R1)", check_int)
+                                     partial(check_nonneg_number, allow_none=True), family="gan")
+    r1_gamma: float = option(0.0, "weight of the R1 penalty", check_nonneg_number, family="gan")
+    r1_every: int = option(1, "compute R1 every k steps, weighted k times (lazy R1)", check_int, family="gan")
     ema_decay: float | None = option(None, "EMA decay of the generator (0 turns EMA off)", _check_ema_decay,
                                      cli=check_unit_interval, flag="--ema")
     seed: int = option(0, "random seed", check_seed)
     device: str = option("auto", "auto, cpu, cuda, cuda:N or mps", _check_device, resume=True)
-    amp: str = choice("auto", "mixed precision", AMP_CHOICES, "amp mode", resume=True)
+    amp: str = choice("auto", "mixed precision", AMP_CHOICES, "amp mode", resume=True, family="gan")
     channels_last: bool | None = option(None, "channels-last memory format (default: on for convolutions on "
-                                              "CUDA)", partial(check_bool, allow_none=True), resume=True)
+                                              "CUDA)", partial(check_bool, allow_none=True), resume=True, family="gan")
     compile: bool | None = option(None, "torch.compile (default: on CUDA only)", partial(check_bool, allow_none=True),
-                                  resume=True)
+                                  resume=True, family="gan")
     cudnn_benchmark: bool | None = option(None, "cuDNN autotuning (default: on CUDA)",
-                                          partial(check_bool, allow_none=True), resume=True)
+                                          partial(check_bool, allow_none=True), resume=True, family="gan")
     sync_bn: bool = option(False, "SyncBatchNorm: batch norm over the whole batch of all DDP processes (GPUs "
-                                  "only; announced no-op in one process or on CPU)", check_bool, resume=True)
+                                  "only; announced no-op in one process or on CPU)", check_bool, resume=True,
+                                  family="gan")
     checkpoint_every: int = option(1000, "steps between checkpoints", check_int, resume=True)
     callback_every: int = option(100, "steps between callbacks (live plots)", check_int, resume=True, cli=False)
     log_every: int = option(50, "steps between reads of the statistics from the device (history, progress bar)",
                             check_int, resume=True)
     nan_policy: str = choice("stop", "on a NaN/inf loss: stop (keep the last good checkpoint) or skip the step",
-                             NAN_POLICIES, resume=True)
+                             NAN_POLICIES, resume=True, family="gan")
 
     @classmethod
     def for_data(cls, data: str, **changes: Any) -> "TrainConfig":
         """The recipe for ``data`` (see ``course_lib.recipes.RECIPES``) with ``changes`` applied."""
         if data not in RECIPES:
             raise ValueError(f"unknown dataset {data!r}; valid names are {', '.join(RECIPES)}")
+        if changes.get("model") in DIFFUSION_MODELS:  # the DDPM's recipe (it shares no GAN field)
+            if data not in DDPM:
+                raise ValueError(f"model={changes['model']!r} is a diffusion model for images, but the dataset "
+                                 f"{data!r} holds points; use one of {', '.join(DDPM)}")
+            unknown = set(changes) - set(FIELD_NAMES)
+            if unknown:
+                raise TypeError(f"unknown TrainConfig field(s) {sorted(unknown)}; valid fields are "
+                                f"{list(FIELD_NAMES)}")
+            return cls(**{**DDPM[data], "data": data, **changes})
         unknown = set(changes) - set(FIELD_NAMES)
         if unknown:
             raise TypeError(f"unknown TrainConfig field(s) {sorted(unknown)}; valid fields are {list(FIELD_NAMES)}")
@@ -186,15 +244,24 @@ class TrainConfig:
             self.gp_weight = float(loss.gp_weight)
 
     def validate(self) -> None:
-        """Raise ValueError / TypeError naming the first bad field and its valid values: each field's row of
-        the table (its ``check`` metadata), then the rules that relate fields."""
+        """Turn NumPy and 0-dim tensor numbers into Python ones (``plain_value``), then raise ValueError /
+        TypeError naming the first bad field and its valid values: each field's row of the table (its ``check``
+        metadata), then the rules that relate fields. ``GANTrainer`` calls it again when it starts, so a field
+        set after construction is checked too."""
         for f in dataclasses.fields(self):
+            setattr(self, f.name, plain_value(f.name, getattr(self, f.name)))
             f.metadata["check"](f.name, getattr(self, f.name))
         if self.label_smoothing and not get_loss(self.loss).smoothing:
             raise ValueError(f"label_smoothing applies to the cross-entropy losses (saturating, nonsaturating), "
                              f"not to {self.loss!r}")
         if self.model == "mlp" and self.data in data_mod.IMAGE_DATASETS:
             raise ValueError(f"dataset {self.data!r} holds images: use model='dcgan' (the 'mlp' model is for points)")
+        if self.model in DIFFUSION_MODELS:
+            self._check_family_fields()
+        elif any(getattr(self, k) != FIELD_DEFAULTS[k] for k in DDPM_FIELDS):
+            given = ", ".join(f"{k}={getattr(self, k)!r}" for k in DDPM_FIELDS if getattr(self, k) != FIELD_DEFAULTS[k])
+            raise ValueError(f"{given}: DDPM options, but model={self.model!r} is a GAN; use model='ddpm' or leave "
+                             "them at their defaults")
         if self.model == "dcgan" and self.data in data_mod.POINT_DATASETS:
             raise ValueError(f"dataset {self.data!r} holds points: use model='mlp' (the 'dcgan' model is for images)")
         if self.latent_codes and self.model != "mlp":
@@ -204,6 +271,19 @@ class TrainConfig:
             raise ValueError(f"g_init_gain={self.g_init_gain} needs model='mlp' (points); 1.0 turns it off")
         if self.conditional and self.model != "dcgan":
             raise ValueError("conditional=True needs model='dcgan' on a labelled image dataset")
+
+    def _check_family_fields(self) -> None:
+        """A DDPM config: image data, and every GAN-only field at its default (the loss's n_critic / gp_weight)."""
+        if self.data in data_mod.POINT_DATASETS:
+            raise ValueError(f"model={self.model!r} is a diffusion model for images, but the dataset {self.data!r} "
+                             f"holds points; use an image dataset ({', '.join(data_mod.IMAGE_DATASETS)}) or a "
+                             "GAN (model='mlp')")
+        loss = get_loss(self.loss)
+        given = [f"{k}={getattr(self, k)!r}" for k in GAN_FIELDS if getattr(self, k) != FIELD_DEFAULTS[k] and not (
+            k in ("n_critic", "gp_weight") and getattr(self, k) == getattr(loss, k))]
+        if given:
+            raise ValueError(f"{', '.join(given)}: GAN options, which model={self.model!r} (a diffusion model, "
+                             "trained in float32 in one process) does not use; leave them at their defaults")
 
     def lr_factor(self, step: int) -> float:
         """Learning-rate multiplier for generator step ``step`` (0-based): 1 for ``"constant"``; for ``"linear"``
@@ -238,6 +318,10 @@ MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metada
 # The one rule for resuming: these fields may change (how long, where and how fast the run goes on); every
 # other field is the run itself, and a value that differs from the checkpoint's is refused.
 RESUMABLE_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["resume"])
+# The fields that only one family of models uses (a config of the other family leaves them at their defaults).
+GAN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["family"] == "gan")
+DDPM_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["family"] == "ddpm")
+FIELD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 
 
 class ResumeConflictError(CheckpointError):

@@ -35,8 +35,8 @@ import torch.nn.functional as F
 
 from .checks import check_choice
 from .data_files import (FASHION_APT_PACKAGE, IDX_DATASETS, SYSTEM_DIRS, DatasetCorruptError,
-                         DatasetUnavailableError, data_dir, idx_files, idx_sources, offline, read_idx, read_idx_pair,
-                         split_files)
+                         DatasetUnavailableError, data_dir, idx_candidates, idx_files, idx_sources, offline, read_idx,
+                         read_idx_pair, split_files)
 from .utils import check_int, is_int
 
 __all__ = ["Dataset", "DatasetUnavailableError", "DatasetCorruptError", "DATASETS", "SPLITS", "load", "ring8",
@@ -49,6 +49,7 @@ IMAGE_DATASETS = ("digits", "mnist", "fashion-mnist")
 DATASETS = POINT_DATASETS + IMAGE_DATASETS
 IMAGE_SIZES = (8, 16, 32, 64)
 SPLITS = ("train", "test", "all")
+KINDS = ("points", "images")
 
 
 def check_split(name: str, value: Any) -> str:
@@ -65,7 +66,7 @@ class Dataset:
         name: dataset name.
         x: (N, D) float32 points, or (N, C, H, W) images as float32 in [-1, 1] or uint8 in [0, 255].
         y: (N,) int64 labels, or None. With ``num_classes`` set they must lie in [0, num_classes) (checked here).
-        kind: ``"points"`` or ``"images"``.
+        kind: ``"points"`` or ``"images"`` (``KINDS``).
         num_classes: number of label values, or None.
         centres: (K, D) mode centres of a mixture, or None.
         std: per-coordinate standard deviation of each mixture component, or None.
@@ -86,32 +87,62 @@ class Dataset:
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.x, torch.Tensor):
-            raise TypeError(f"dataset {self.name!r}: x must be a torch.Tensor, got {type(self.x).__name__}")
-        if self.x.dtype != torch.uint8 and not self.x.is_floating_point():
-            raise TypeError(f"dataset {self.name!r}: x must be floating point (points, or images in [-1, 1]) or "
-                            f"uint8 images in [0, 255], got dtype {self.x.dtype}; convert with x.float()")
-        if self.x.is_floating_point() and self.x.dtype != torch.float32:
+        check_choice("kind", self.kind, KINDS, noun="dataset kind")
+        if isinstance(self.x, torch.Tensor) and self.x.is_floating_point() and self.x.dtype != torch.float32:
             self.x = self.x.float()  # the models are float32
-        if self.x.dim() < 2 or (self.kind == "images" and self.x.dim() != 4):
+        self.check(values=False)
+
+    def check(self, values: bool = True) -> "Dataset":
+        """Check the dataset as it is now (a trainer calls it when it starts, since ``x``, ``y`` or ``num_classes``
+        may have been changed after construction); return self.
+
+        Checks: ``kind``; ``x`` a float32 tensor (points, or images in [-1, 1]) or uint8 images, of shape (N, D)
+        or (N, C, H, W), not empty; ``y`` an integer tensor of one label per sample, in [0, num_classes) when
+        ``num_classes`` is set; with ``values``, also every value of ``x`` finite and float images in [-1, 1]
+        (a full pass over the data).
+
+        Raises:
+            TypeError, ValueError: naming the dataset, the problem and the fix.
+        """
+        name, x, y = self.name, self.x, self.y
+        check_choice("kind", self.kind, KINDS, noun="dataset kind")
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"dataset {name!r}: x must be a torch.Tensor, got {type(x).__name__}")
+        if x.dtype not in (torch.uint8, torch.float32):
+            kind = "float32" if x.is_floating_point() else "floating point"
+            raise TypeError(f"dataset {name!r}: x must be {kind} (points, or images in [-1, 1]) or uint8 images in "
+                            f"[0, 255], got dtype {x.dtype}; convert with x.float() (the models are float32)")
+        if x.dim() < 2 or (self.kind == "images" and x.dim() != 4):
             want = "(N, C, H, W)" if self.kind == "images" else "(N, D), e.g. x[:, None] for 1-D data"
-            raise ValueError(f"dataset {self.name!r}: x must have shape {want}, got {tuple(self.x.shape)}")
-        if self.y is not None and (not isinstance(self.y, torch.Tensor) or self.y.is_floating_point()
-                                   or self.y.dtype == torch.bool):
-            raise TypeError(f"dataset {self.name!r}: labels y must be an integer tensor, got "
-                            f"{getattr(self.y, 'dtype', type(self.y).__name__)}")
-        if len(self.x) == 0:
-            raise ValueError(f"dataset {self.name!r} is empty (0 samples); check the source or the split")
-        if self.y is not None and len(self.y) != len(self.x):
-            raise ValueError(f"dataset {self.name!r}: {len(self.x)} samples but {len(self.y)} labels")
+            raise ValueError(f"dataset {name!r}: x must have shape {want}, got {tuple(x.shape)}")
+        if y is not None and (not isinstance(y, torch.Tensor) or y.is_floating_point() or y.dtype == torch.bool):
+            raise TypeError(f"dataset {name!r}: labels y must be an integer tensor, got "
+                            f"{getattr(y, 'dtype', type(y).__name__)}")
+        if len(x) == 0:
+            raise ValueError(f"dataset {name!r} is empty (0 samples); check the source or the split")
+        if y is not None and (y.dim() != 1 or len(y) != len(x)):
+            raise ValueError(f"dataset {name!r}: {len(x)} samples but {len(y) if y.dim() else 0} labels (y of shape "
+                             f"{tuple(y.shape)}); y needs one label per sample, shape ({len(x)},)")
         if self.num_classes is not None:
             check_int("num_classes", self.num_classes)
-            if self.y is not None and len(self.y):
-                lo, hi = int(self.y.min()), int(self.y.max())
+            if y is not None:
+                lo, hi = int(y.min()), int(y.max())
                 if lo < 0 or hi >= self.num_classes:
-                    raise ValueError(f"dataset {self.name!r}: labels must lie in [0, {self.num_classes}) for "
+                    raise ValueError(f"dataset {name!r}: labels must lie in [0, {self.num_classes}) for "
                                      f"num_classes={self.num_classes}, got values from {lo} to {hi}; fix the labels "
                                      f"or pass the right num_classes")
+        if values and x.is_floating_point():
+            bad = int((~torch.isfinite(x)).sum())
+            if bad:
+                raise ValueError(f"dataset {name!r}: x holds {bad} NaN or infinite values; the networks cannot learn "
+                                 "from them: remove or replace those samples (e.g. ds.x.nan_to_num_())")
+            if self.kind == "images":
+                lo, hi = float(x.min()), float(x.max())
+                if lo < -1 - 1e-4 or hi > 1 + 1e-4:
+                    raise ValueError(f"dataset {name!r}: float images must lie in [-1, 1] (G's tanh output), got "
+                                     f"values from {lo:.4g} to {hi:.4g}; rescale them (for [0, 1]: x * 2 - 1; for "
+                                     "[0, 255]: x / 127.5 - 1) or store them as uint8")
+        return self
 
     def __len__(self) -> int:
         return len(self.x)
@@ -300,12 +331,29 @@ def idx_images(name: str, image_size: int = 32, root: str | os.PathLike | None =
         raise ValueError(f"idx_images reads 'mnist' or 'fashion-mnist', not {name!r}")
     check_image_size(image_size)
     check_split("split", split)
-    pairs = split_files(name, ("train", "test") if split == "all" else (split,), root, download_timeout)
-    read = [_read_split(images, labels, image_size) for images, labels in pairs]
+    parts = ("train", "test") if split == "all" else (split,)
+    split_files(name, parts, root, download_timeout)  # downloads them when no folder has them
+    read = [_read_first_intact(name, part, root, image_size) for part in parts]
     x = read[0][0] if len(read) == 1 else torch.cat([r[0] for r in read])
     y = read[0][1] if len(read) == 1 else torch.cat([r[1] for r in read])
-    return Dataset(name, x, y, "images", 10,
-                   meta={"image_size": image_size, "split": split, "source": str(pairs[0][0].parent)})
+    return Dataset(name, x, y, "images", 10, meta={"image_size": image_size, "split": split, "source": read[0][2]})
+
+
+def _read_first_intact(name: str, part: str, root, image_size: int) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """(images, labels, folder) of the first copy of the split in ``idx_sources`` order that reads intact; a
+    damaged copy (a broken system package) is skipped with a warning when a later one is intact."""
+    errors: list[DatasetCorruptError] = []
+    for images, labels in idx_candidates(name, part, root):
+        try:
+            x, y = _read_split(images, labels, image_size)
+        except DatasetCorruptError as exc:
+            errors.append(exc)
+            continue
+        if errors:
+            warnings.warn(f"skipped a damaged copy of {name} ({errors[0]}); read the intact copy in "
+                          f"{images.parent} instead", stacklevel=3)
+        return x, y, str(images.parent)
+    raise errors[0]
 
 
 def torchvision_images(name: str, image_size: int = 32, root: str | os.PathLike | None = None,

@@ -27,8 +27,8 @@ import torch
 from .utils import env_flag
 
 __all__ = ["DatasetUnavailableError", "DatasetCorruptError", "offline", "data_dir", "read_idx", "idx_sources",
-           "idx_files", "read_idx_pair", "split_files", "FASHION_APT_PACKAGE", "SYSTEM_DIRS", "IDX_DATASETS",
-           "NET_PROBE_TIMEOUT"]
+           "idx_files", "idx_candidates", "read_idx_pair", "split_files", "FASHION_APT_PACKAGE", "SYSTEM_DIRS",
+           "IDX_DATASETS", "NET_PROBE_TIMEOUT"]
 
 
 class DatasetUnavailableError(RuntimeError):
@@ -41,11 +41,22 @@ def offline() -> bool:
 
 
 def data_dir(root: str | os.PathLike | None = None) -> Path:
-    """Where downloaded datasets live: ``root``, else ``$COURSE_DATA_DIR``, else ``~/.cache/gan-course``."""
+    """Where downloaded datasets live: ``root``, else ``$COURSE_DATA_DIR``, else ``~/.cache/gan-course``.
+
+    Raises:
+        DatasetUnavailableError: ``root`` or ``$COURSE_DATA_DIR`` names a file, not a folder.
+    """
     if root is not None:
-        return Path(root).expanduser()
-    env = os.environ.get("COURSE_DATA_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "gan-course"
+        folder, named = Path(root).expanduser(), f"root={str(root)!r}"
+    elif os.environ.get("COURSE_DATA_DIR"):
+        folder, named = Path(os.environ["COURSE_DATA_DIR"]).expanduser(), \
+            f"COURSE_DATA_DIR={os.environ['COURSE_DATA_DIR']!r}"
+    else:
+        return Path.home() / ".cache" / "gan-course"
+    if folder.exists() and not folder.is_dir():
+        raise DatasetUnavailableError(f"{named} is a file, not a folder; point it at the folder that holds (or will "
+                                      "hold) the datasets' idx files, or unset it to use ~/.cache/gan-course")
+    return folder
 
 
 NET_PROBE_TIMEOUT = 3.0  # seconds to find and reach a download server before giving up
@@ -154,6 +165,8 @@ def read_idx(path: str | os.PathLike, ndim: int | None = None) -> torch.Tensor:
         raise bad(f"the header is cut short ({len(raw)} bytes)")
     shape = struct.unpack(f">{dims_n}I", raw[4:header])
     count = math.prod(shape)
+    if count == 0:
+        raise bad(f"it holds no {'images' if dims_n == 3 else 'values'} (shape {shape})")
     if len(raw) - header != count:
         raise bad(f"it holds {len(raw) - header} values after the header, but its shape {shape} needs {count} "
                   f"(truncated download?)")
@@ -186,13 +199,21 @@ def idx_files(name: str, split: str = "train", root: str | os.PathLike | None = 
     return _idx_pair(name, split, root)
 
 
-def _idx_pair(name: str, split: str, root) -> tuple[Path, Path] | None:
-    """(images, labels) files of one split in the first folder that has both, or None."""
+def idx_candidates(name: str, split: str, root: str | os.PathLike | None = None) -> list[tuple[Path, Path]]:
+    """Every (images, labels) pair of one split, one per folder of ``idx_sources`` that has both, in search
+    order (a reader falls back to the next when one is damaged)."""
+    pairs = []
     for folder in idx_sources(name, root):
         files = [_find_idx(folder, stem) for stem in _IDX_FILES[split]]
         if all(files):
-            return files[0], files[1]
-    return None
+            pairs.append((files[0], files[1]))
+    return pairs
+
+
+def _idx_pair(name: str, split: str, root) -> tuple[Path, Path] | None:
+    """(images, labels) files of one split in the first folder that has both, or None."""
+    pairs = idx_candidates(name, split, root)
+    return pairs[0] if pairs else None
 
 
 def read_idx_pair(images: Path, labels: Path) -> tuple[torch.Tensor, torch.Tensor]:
@@ -243,8 +264,6 @@ def _download(name: str, folder: Path, download_timeout: float) -> None:
             name, folder, f"could not be downloaded: {type(exc).__name__}: {exc}")) from exc
     finally:
         socket.setdefaulttimeout(old)
-
-
 
 
 def split_files(name: str, parts: tuple[str, ...], root: str | os.PathLike | None = None,

@@ -34,7 +34,8 @@ from .checks import check_choice, check_int, is_int
 from .utils import eval_mode
 
 __all__ = ["diffusion_step", "diffusion_loss", "NoiseSchedule", "SCHEDULES", "make_schedule", "q_sample",
-           "ancestral_sample", "ddim_sample", "ddim_timesteps", "check_sampling_steps", "network_evaluations"]
+           "predict_x0", "ancestral_sample", "ddim_sample", "ddim_timesteps", "check_sampling_steps",
+           "network_evaluations"]
 
 SCHEDULES = ("linear", "cosine")
 
@@ -101,7 +102,7 @@ class NoiseSchedule:
 
     def at(self, values: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         """``values[t]`` as float32 on ``like``'s device, shaped (N, 1, 1, 1) to scale (N, C, S, S) images."""
-        return values.to(like.device)[t].float().view(-1, *([1] * (like.dim() - 1)))
+        return values.float().to(like.device)[t].view(-1, *([1] * (like.dim() - 1)))  # float32: MPS has no float64
 
 
 def make_schedule(name: str = "linear", T: int = 1000) -> NoiseSchedule:
@@ -164,24 +165,42 @@ def _start(shape: tuple[int, ...], x_T: torch.Tensor | None, device: torch.devic
     return x_T.to(device=device, dtype=torch.float32)
 
 
+def predict_x0(schedule: NoiseSchedule, x_t: torch.Tensor, t: int, eps: torch.Tensor,
+               clip: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """The clean image that x_t and the predicted noise imply, x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t),
+    and the noise it implies back. With ``clip`` x0_hat is clamped to the data's range [-1, 1] and eps recomputed
+    from it, as Ho et al.'s code does: early in sampling, where abar_t is tiny, a small error of eps would be
+    amplified by 1 / sqrt(abar_t) (about 150 at t = T - 1). Returns ``(x0_hat, eps)``, both shaped like x_t."""
+    a = float(schedule.alpha_bars[t])
+    x0 = (x_t - math.sqrt(1 - a) * eps) / math.sqrt(a)
+    if clip:
+        x0 = x0.clamp(-1, 1)
+        eps = (x_t - math.sqrt(a) * x0) / math.sqrt(1 - a)
+    return x0, eps
+
+
 @torch.no_grad()
 def ancestral_sample(net: nn.Module, schedule: NoiseSchedule, shape: tuple[int, ...],
                      x_T: torch.Tensor | None = None, generator: torch.Generator | None = None,
-                     device: torch.device | str = "cpu") -> torch.Tensor:
+                     device: torch.device | str = "cpu", clip: bool = True) -> torch.Tensor:
     """Images by the reverse process of Ho et al. (2020, Algorithm 2), T network evaluations, sigma_t^2 = beta_t:
 
         x_{t-1} = (x_t - beta_t / sqrt(1 - abar_t) * eps_theta(x_t, t)) / sqrt(alpha_t) + sigma_t z,  z ~ N(0, I)
 
-    (no noise at the last step). ``shape``: (N, C, S, S); ``x_T``: the starting noise of that shape (default: drawn
-    from ``generator``). Returns (N, C, S, S) float32 on ``device``, clamped to [-1, 1]."""
+    (no noise at the last step), written as the mean of q(x_{t-1} | x_t, x0_hat), which is the same without
+    ``clip``; with it the predicted clean image is kept in [-1, 1] (``predict_x0``). ``shape``: (N, C, S, S);
+    ``x_T``: the starting noise of that shape (default: drawn from ``generator``). Returns (N, C, S, S) float32 on
+    ``device``, clamped to [-1, 1]."""
     x = _start(shape, x_T, torch.device(device), generator)
-    betas, alphas, abars = schedule.betas, schedule.alphas, schedule.alpha_bars
+    betas, abars = schedule.betas.tolist(), schedule.alpha_bars.tolist()  # Python floats: any device takes them
     with eval_mode(net):
         for t in range(schedule.T - 1, -1, -1):
             eps = net(x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)).float()
-            x = (x - betas[t] / (1 - abars[t]).sqrt() * eps) / alphas[t].sqrt()
+            x0, _ = predict_x0(schedule, x, t, eps, clip)
+            a_prev = abars[t - 1] if t > 0 else 1.0
+            x = (math.sqrt(a_prev) * betas[t] * x0 + math.sqrt(1 - betas[t]) * (1 - a_prev) * x) / (1 - abars[t])
             if t > 0:
-                x = x + betas[t].sqrt() * torch.randn(x.shape, device=x.device, generator=generator)
+                x = x + math.sqrt(betas[t]) * torch.randn(x.shape, device=x.device, generator=generator)
     return x.float().clamp(-1, 1)
 
 
@@ -195,7 +214,7 @@ def ddim_timesteps(T: int, steps: int) -> torch.Tensor:
 @torch.no_grad()
 def ddim_sample(net: nn.Module, schedule: NoiseSchedule, shape: tuple[int, ...], steps: int, eta: float = 0.0,
                 x_T: torch.Tensor | None = None, generator: torch.Generator | None = None,
-                device: torch.device | str = "cpu") -> torch.Tensor:
+                device: torch.device | str = "cpu", clip: bool = True) -> torch.Tensor:
     """Images by DDIM (Song, Meng & Ermon 2021, eq. 12) on ``ddim_timesteps(T, steps)``: ``steps`` network
     evaluations. At each step t (next: t', with abar = 1 after the last), from the predicted clean image
 
@@ -203,21 +222,22 @@ def ddim_sample(net: nn.Module, schedule: NoiseSchedule, shape: tuple[int, ...],
         x_t' = sqrt(abar_t') x0_hat + sqrt(1 - abar_t' - sigma^2) eps + sigma z,
         sigma = eta * sqrt((1 - abar_t') / (1 - abar_t) * (1 - abar_t / abar_t')).
 
-    ``eta`` = 0: deterministic (the same x_T gives the same images); 1: DDPM-like noise. ``shape``, ``x_T``,
-    ``generator``, ``device`` and the result as in ``ancestral_sample``."""
+    ``eta`` = 0: deterministic (the same x_T gives the same images); 1: DDPM-like noise. ``clip``: x0_hat kept in
+    [-1, 1] (``predict_x0``). ``shape``, ``x_T``, ``generator``, ``device`` and the result as in
+    ``ancestral_sample``."""
     if not 0.0 <= float(eta) <= 1.0:
         raise ValueError(f"eta must be in [0, 1] (0: deterministic DDIM), got {eta!r}")
     x = _start(shape, x_T, torch.device(device), generator)
-    abars = schedule.alpha_bars
+    abars = schedule.alpha_bars.tolist()
     ts = ddim_timesteps(schedule.T, steps).tolist()
     with eval_mode(net):
         for i, t in enumerate(ts):
             a_t = abars[t]
-            a_next = abars[ts[i + 1]] if i + 1 < len(ts) else torch.ones((), dtype=torch.float64)
+            a_next = abars[ts[i + 1]] if i + 1 < len(ts) else 1.0
             eps = net(x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)).float()
-            x0_hat = (x - (1 - a_t).sqrt() * eps) / a_t.sqrt()
-            sigma = eta * ((1 - a_next) / (1 - a_t) * (1 - a_t / a_next)).sqrt()
-            x = a_next.sqrt() * x0_hat + (1 - a_next - sigma ** 2).clamp(min=0).sqrt() * eps
+            x0_hat, eps = predict_x0(schedule, x, t, eps, clip)
+            sigma = eta * math.sqrt((1 - a_next) / (1 - a_t) * (1 - a_t / a_next))
+            x = math.sqrt(a_next) * x0_hat + math.sqrt(max(1 - a_next - sigma ** 2, 0.0)) * eps
             if eta > 0 and i + 1 < len(ts):
                 x = x + sigma * torch.randn(x.shape, device=x.device, generator=generator)
     return x.float().clamp(-1, 1)

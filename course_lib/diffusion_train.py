@@ -35,7 +35,7 @@ from .guard import NonFiniteLossError, kept_checkpoint_text
 from .models import count_parameters
 from .optim import load_optimizer
 from .progress import progress_bar
-from .sampling import check_compatible, check_same_data, first_lines
+from .sampling import check_compatible, check_same_data, first_lines, load_for_sampling
 from .stopping import StopSignals, interrupted_message
 from .streams import batches_per_epoch, check_dataset, epoch_permutation, restore_rng, stream_seed
 from .unet import UNet
@@ -299,15 +299,7 @@ def load_denoiser(path: str | os.PathLike, device: str | torch.device = "cpu", u
     Returns ``(net, schedule, config, data_info)``; ``net`` is in eval mode on ``device``. A GAN checkpoint, or
     one with NaN / inf weights, is refused (``for_what`` names the use in the message)."""
     source = f"checkpoint {str(path)!r}"
-    state = load_checkpoint(path)
-    check_family(state, "ddpm", source, f"{for_what} with a DDPM")
-    check_finite_weights(state, for_what, use_ema=use_ema, source=source)
-    try:
-        config = TrainConfig.from_dict(state["config"])
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"{source} has an invalid config: {exc}") from None
-    info = state.get("data_info") or {}
-    shape = tuple(info.get("sample_shape") or ())
+    state, config, info, shape = load_for_sampling(path, "ddpm", for_what, use_ema)
     if len(shape) != 3:
         raise CheckpointError(f"{source} does not record the images' shape (channels, height, width)")
     net = UNet(shape[0], config.g_width)

@@ -30,7 +30,7 @@ __all__ = ["COLUMNS", "steps_in_seconds", "classifier_judge", "compare"]
 COLUMNS = ("name", "steps", "seconds", "fd", "kid", "min_class_share")
 
 
-def steps_in_seconds(trainer: GANTrainer, seconds: float, probe_steps: int = 5, warmup: int = 2) -> int:
+def steps_in_seconds(trainer: GANTrainer, seconds: float, probe_steps: int = 10, warmup: int = 3) -> int:
     """How many generator steps of ``trainer`` fit in ``seconds`` of training, from ``warmup`` untimed and
     ``probe_steps`` timed steps of its own (these train it: ``trainer.step`` grows by their sum). At least the
     steps already done, so that the result is a total count for ``trainer.fit``'s target."""

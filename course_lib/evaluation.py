@@ -219,8 +219,8 @@ def evaluate_images(fake: torch.Tensor, data: str = "digits", image_size: int = 
     10,000, memorisation on at most ``max_memorisation`` samples.
 
     Args:
-        fake: (N, C, S, S) generated images in [-1, 1] (N > k; ``IMAGE_EVAL_SAMPLES`` is what the training
-            summary uses).
+        fake: (N, C, S, S) generated images in [-1, 1] (checked; N > k and N > k_density; ``IMAGE_EVAL_SAMPLES``
+            is what the training summary uses).
         data, image_size, seed: the dataset and the classifier (``course_lib.classifier.get_classifier``).
         labels: (N,) labels a conditional generator was given (draw them with ``summary_request``); the
             floor then has the same class counts. None: uniform floor subsets.
@@ -246,6 +246,11 @@ def evaluate_images(fake: torch.Tensor, data: str = "digits", image_size: int = 
     fake = fake.detach().to("cpu", torch.float32)
     if not torch.isfinite(fake).all():
         raise ValueError("fake images contain NaN or infinite values; the generator diverged")
+    lo, hi = float(fake.min()), float(fake.max())
+    if lo < -1 - 1e-3 or hi > 1 + 1e-3:
+        raise ValueError(f"fake images must lie in [-1, 1] (the generator's tanh output, as the real images are "
+                         f"scaled), got values from {lo:.4g} to {hi:.4g}; rescale them (from [0, 1]: x * 2 - 1; from "
+                         "[0, 255]: x / 127.5 - 1)")
     if len(fake) <= max(k, k_density, 1):
         raise ValueError(f"{len(fake)} generated images are too few for k={k}; generate at least a few hundred")
     if labels is not None and (not isinstance(labels, torch.Tensor) or labels.shape != (len(fake),)):

@@ -10,7 +10,11 @@ benchmarks). As in Metz et al. 2017 (Unrolled GAN), Srivastava et al. 2017 (VEEG
 """
 from __future__ import annotations
 
+import numbers
+
 import torch
+
+from .checks import is_int
 
 __all__ = ["mode_metrics"]
 
@@ -20,21 +24,33 @@ def mode_metrics(samples: torch.Tensor, centres: torch.Tensor, std: float | torc
     """Modes covered and share of high-quality samples.
 
     Args:
-        samples: (N, D) generated points (finite).
+        samples: (N, D) generated points (finite): a tensor, or a NumPy array / nested list (converted).
         centres: (K, D) mode centres, K >= 1. std: per-coordinate std of each mode (a float or a 1-element
             tensor), > 0.
         n_std: a sample is high quality within ``n_std * std`` (Euclidean) of its nearest centre.
-        min_count: high-quality samples a mode needs to count as covered.
+        min_count: high-quality samples a mode needs to count as covered (a positive integer).
 
     Returns:
         ``{"modes": int in [0, K], "num_modes": K, "high_quality": float in [0, 1], "counts": list of K ints,
         "n": N}``.
 
     Raises:
-        ValueError: wrong shapes, no samples or centres, a non-positive std, or NaN / infinite samples.
+        ValueError: wrong shapes, no samples or centres, a non-positive std, n_std or min_count, or NaN /
+            infinite samples.
     """
-    if not isinstance(samples, torch.Tensor) or samples.dim() != 2:
-        raise ValueError(f"samples must be a (N, D) tensor, got {getattr(samples, 'shape', type(samples))}")
+    if not isinstance(samples, torch.Tensor):
+        try:  # a NumPy array or a nested list of numbers: measured the same way
+            samples = torch.as_tensor(samples)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"samples must be a (N, D) tensor or array of numbers, got {type(samples).__name__}") \
+                from None
+    if samples.dim() != 2:
+        raise ValueError(f"samples must be (N, D), one row per point, got shape {tuple(samples.shape)}")
+    if isinstance(n_std, bool) or not isinstance(n_std, numbers.Real) or not 0 < n_std < float("inf"):
+        raise ValueError(f"n_std must be a positive number (3 in the course: within 3 std of a centre), got {n_std!r}")
+    if not is_int(min_count) or min_count < 1:
+        raise ValueError(f"min_count must be a positive integer (the high-quality samples a mode needs to count as "
+                         f"covered; 20 of 2,500 in the course), got {min_count!r}")
     centres = torch.as_tensor(centres, dtype=torch.float64)
     if centres.dim() != 2 or centres.shape[1] != samples.shape[1]:
         raise ValueError(f"centres must be (K, {samples.shape[1]}), got {tuple(centres.shape)}")

@@ -2,9 +2,11 @@
 
     >>> from course_lib.pretrained import load_pretrained, names
     >>> names()
-    ('fashion-dcgan', 'fashion-cgan', 'fashion-recipe', 'ring8')
+    ('fashion-dcgan', 'fashion-cgan', 'fashion-recipe', 'ring8', 'fashion-ddpm')
     >>> G = load_pretrained("fashion-recipe")               # an nn.Module in eval mode, on the CPU
     >>> x = G(torch.randn(64, G.latent_dim))                # (64, 1, 32, 32) images in [-1, 1]
+    >>> ddpm = load_pretrained_model("fashion-ddpm")        # a generation.LoadedModel: 50 DDIM steps by default
+    >>> x = ddpm.sample(64)                                 # (64, 1, 32, 32) images in [-1, 1]
 
 and on the command line ``python -m course_lib sample --checkpoint pretrained:fashion-recipe --out x.png``,
 ``python -m course_lib evaluate --checkpoint pretrained:fashion-recipe`` and ``python -m course_lib pretrained``
@@ -18,7 +20,9 @@ the file's SHA-256, size and metrics in ``course_lib/pretrained/manifest.json`` 
 A shipped file is an ordinary course checkpoint (``course_lib.checkpoint``: read with ``weights_only``, its schema
 and its internal checksum checked) that holds the generator only: ``G`` is the generator that sampling uses (the
 EMA of the weights when the recipe keeps one), ``D`` is empty and there are no optimiser states, so it samples and
-evaluates but cannot resume training. Before it is read, the whole file's SHA-256 is compared with the manifest: a
+evaluates but cannot resume training. A DDPM (``fashion-ddpm``) is shipped the same way: its ``G`` is the EMA
+of its U-Net; it is sampled and evaluated with its ``sampling_steps`` DDIM steps unless ``--sampling-steps`` says
+otherwise (``default_sampling_steps``). Before it is read, the whole file's SHA-256 is compared with the manifest: a
 changed or missing file is refused, naming the file and the command that re-makes it.
 """
 from __future__ import annotations
@@ -28,7 +32,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -37,9 +41,13 @@ from .checkpoint import CheckpointError
 from .config import TrainConfig
 from .recipes import DCGAN
 
+if TYPE_CHECKING:
+    from .generation import LoadedModel
+
 __all__ = ["PretrainedModel", "MODELS", "PREFIX", "PRETRAINED_DIR", "MANIFEST", "names", "get", "manifest",
            "remake_command", "pretrained_path", "resolve_checkpoint", "evaluation_out", "load_pretrained",
-           "file_sha256", "generator_only_state", "evaluation_samples", "class_shares", "metric_line", "describe"]
+           "file_sha256", "generator_only_state", "load_pretrained_model", "default_sampling_steps",
+           "evaluation_samples", "class_shares", "metric_line", "describe"]
 
 PREFIX = "pretrained:"
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
@@ -53,7 +61,7 @@ class PretrainedModel:
     """One shipped model: ``TrainConfig.for_data(data, seed=seed, **changes)`` trained to its last step.
 
     ``summary`` says in one line what it is (shown by ``python -m course_lib pretrained``); ``notebook`` names the
-    notebook that trains the same model."""
+    notebook that trains the same model; ``recipe`` is the ``changes`` as the source writes them (for the table)."""
 
     name: str
     summary: str
@@ -61,10 +69,18 @@ class PretrainedModel:
     notebook: str
     changes: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
+    recipe: str = ""
+    sampling_steps: int | None = None  # a DDPM's DDIM steps when it is sampled and evaluated (None: a GAN)
 
     def config(self) -> TrainConfig:
         """The training configuration that makes this model (CPU, no speed options)."""
         return TrainConfig.for_data(self.data, **{**self.changes, "seed": self.seed, "device": "cpu"})
+
+    @property
+    def recipe_call(self) -> str:
+        """The call that makes the config, as text: ``TrainConfig.for_data('ring8', seed=0)``."""
+        changes = self.recipe or "".join(f", {k}={v!r}" for k, v in self.changes.items()).lstrip(", ")
+        return f"TrainConfig.for_data({self.data!r}, seed={self.seed}" + (f", {changes}" if changes else "") + ")"
 
     @property
     def file(self) -> Path:
@@ -74,13 +90,18 @@ class PretrainedModel:
 
 MODELS: dict[str, PretrainedModel] = {m.name: m for m in (
     PretrainedModel("fashion-dcgan", "Radford et al.'s DCGAN (batch norm, BCE, Adam (0.5, 0.999)) on Fashion-MNIST "
-                    "32x32, unconditional", "fashion-mnist", "04", dict(DCGAN["fashion-mnist"])),
+                    "32x32, unconditional", "fashion-mnist", "04", dict(DCGAN["fashion-mnist"]),
+                    recipe='**recipes.DCGAN["fashion-mnist"]'),
     PretrainedModel("fashion-cgan", "class-conditional DCGAN (label embedding in G, projection D) with the course "
                     "recipe on Fashion-MNIST 32x32", "fashion-mnist", "08", dict(conditional=True)),
     PretrainedModel("fashion-recipe", "the course's unconditional recipe (hinge, spectral norm, TTUR, EMA) on "
                     "Fashion-MNIST 32x32", "fashion-mnist", "07", dict(conditional=False)),
     PretrainedModel("ring8", "the course's ring8 recipe: an MLP GAN on 8 Gaussians in a ring (2-D points)", "ring8",
                     "03"),
+    PretrainedModel("fashion-ddpm", "a small DDPM (U-Net width 16, T = 1000, linear schedule, EMA) on "
+                    "Fashion-MNIST 32x32, sampled with 50 DDIM steps", "fashion-mnist", "10",
+                    dict(model="ddpm", g_width=16, steps=2000, checkpoint_every=500),
+                    recipe='model="ddpm", g_width=16, steps=2000, checkpoint_every=500', sampling_steps=50),
 )}
 
 
@@ -103,8 +124,9 @@ def get(name: str) -> PretrainedModel:
 
 
 def manifest() -> dict[str, dict[str, Any]]:
-    """``manifest.json``: for each made model its ``file``, ``sha256``, ``bytes``, ``step``, ``config`` and
-    ``metrics`` (a short dict of its evaluation); {} when no model has been made."""
+    """``manifest.json``: for each made model its ``file``, ``sha256``, ``bytes``, ``step``, ``config``,
+    ``train_cpu_seconds`` (CPU seconds of its training loop) and ``metric`` (a line of its evaluation); {} when no
+    model has been made."""
     if not MANIFEST.is_file():
         return {}
     return json.loads(MANIFEST.read_text())
@@ -156,10 +178,29 @@ def evaluation_out(text: str | os.PathLike) -> Path:
     return Path(text).parent / "evaluation.json"
 
 
-def load_pretrained(name: str, device: str | torch.device = "cpu") -> nn.Module:
-    """The generator of the shipped model ``name``, in eval mode on ``device``.
+def default_sampling_steps(text: str | os.PathLike) -> int | None:
+    """The DDIM steps with which a ``--checkpoint`` value is sampled when none are given: the shipped DDPM's
+    ``sampling_steps`` for ``pretrained:NAME``, else None (a GAN, or a checkpoint file: ancestral sampling)."""
+    text = str(text)
+    return get(text[len(PREFIX):]).sampling_steps if text.startswith(PREFIX) else None
 
-    It maps ``(N, latent_dim)`` noise (``G.latent_dim``; a conditional one also takes ``(N,)`` int64 labels in
+
+def load_pretrained_model(name: str, device: str | torch.device = "cpu",
+                          sampling_steps: int | None = None) -> LoadedModel:
+    """The shipped model ``name`` of either family as a ``generation.LoadedModel`` (``.sample(n, labels, seed)``
+    gives (n, 1, 32, 32) images in [-1, 1] or (n, 2) points; ``.network_evaluations`` per sample), checked as in
+    ``load_pretrained``. A DDPM samples with ``sampling_steps`` DDIM steps (default: the model's own)."""
+    from .generation import load_model
+
+    steps = sampling_steps if sampling_steps is not None else get(name).sampling_steps
+    return load_model(pretrained_path(name), device=device, sampling_steps=steps)
+
+
+def load_pretrained(name: str, device: str | torch.device = "cpu") -> nn.Module:
+    """The generating network of the shipped model ``name``, in eval mode on ``device``: a GAN's generator, or a
+    DDPM's noise-predicting U-Net (``fashion-ddpm``; sample it with ``load_pretrained_model``).
+
+    A generator maps ``(N, latent_dim)`` noise (``G.latent_dim``; a conditional one also takes ``(N,)`` int64 labels in
     ``[0, G.num_classes)``) to ``(N, 1, 32, 32)`` images in [-1, 1], or ``(N, 2)`` points for ``ring8``.
     Loaded through ``sampling.load_generator`` (``weights_only``, schema, checksum, finite weights).
 
@@ -167,10 +208,7 @@ def load_pretrained(name: str, device: str | torch.device = "cpu") -> nn.Module:
         ValueError: unknown name (lists the known ones). CheckpointError: a missing or changed file (names the
         command that re-makes it), or a file the checkpoint reader refuses.
     """
-    from .sampling import load_generator
-
-    G, _, _ = load_generator(pretrained_path(name), device=device)
-    return G
+    return load_pretrained_model(name, device).network
 
 
 def generator_only_state(state: dict[str, Any]) -> dict[str, Any]:
@@ -185,17 +223,17 @@ def generator_only_state(state: dict[str, Any]) -> dict[str, Any]:
 
 def evaluation_samples(name: str, n: int | None = None, seed: int = 0
                        ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The samples ``python -m course_lib evaluate --checkpoint pretrained:NAME --seed SEED`` measures: ``(x,
+    """The samples ``python -m course_lib evaluate --checkpoint pretrained:NAME --seed SEED`` measures (a DDPM with its
+    ``sampling_steps``): ``(x,
     labels)``, x (n, 1, 32, 32) images in [-1, 1] or (n, 2) points, float32 on the CPU; labels (n,) int64 for a
     conditional model (drawn by ``metrics.summary_request``), else None. ``n`` defaults to evaluate's."""
     from . import metrics
-    from .sampling import generate, load_generator
 
-    G, config, info = load_generator(pretrained_path(name), for_what="evaluation")
-    num_classes = info.get("num_classes")
-    n, labels = metrics.summary_request(info.get("name") or config.data, num_classes=num_classes, seed=seed, n=n)
-    x = generate(G, n, config.latent_dim, torch.device("cpu"), labels=labels, num_classes=num_classes, seed=seed)
-    return x, labels
+    model = load_pretrained_model(name)
+    info = model.info
+    n, labels = metrics.summary_request(info.get("name") or model.config.data, num_classes=info.get("num_classes"),
+                                        seed=seed, n=n)
+    return model.sample(n, labels=labels, seed=seed), labels
 
 
 def class_shares(name: str, n: int | None = None, seed: int = 0) -> dict[str, Any]:

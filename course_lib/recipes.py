@@ -6,7 +6,7 @@ article's hyper-parameters (made runnable) for comparison.
 """
 from __future__ import annotations
 
-__all__ = ["RECIPES", "VANILLA", "DCGAN"]
+__all__ = ["RECIPES", "VANILLA", "DCGAN", "DDPM"]
 
 RECIPES: dict[str, dict] = {
     # 2-D mixtures, published techniques only (notebook 03 adds them one at a time to the plain step): noise of the
@@ -71,3 +71,14 @@ DCGAN: dict[str, dict] = {
                           g_width=32, d_width=32, batch_size=128, lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999),
                           steps=1500, checkpoint_every=500, **_PLAIN),
 }
+
+# A DDPM (``course_lib.diffusion``, ``TrainConfig.for_data(data, model="ddpm")``) on the same image data and batch as
+# the GAN: Ho et al. (2020)'s T = 1000 steps with the linear schedule, Adam 2e-4 and an EMA of the weights; a U-Net of
+# width 32 (566,945 parameters, ``course_lib.unet``). Not yet measured against the GAN recipe.
+DDPM: dict[str, dict] = {
+    "fashion-mnist": dict(model="ddpm", image_size=32, g_width=32, batch_size=64, lr_g=2e-4, betas=(0.9, 0.999),
+                          ema_decay=0.999, diffusion_steps=1000, noise_schedule="linear", steps=2000,
+                          checkpoint_every=1000),
+}
+DDPM["mnist"] = dict(DDPM["fashion-mnist"])
+DDPM["digits"] = dict(DDPM["fashion-mnist"], image_size=16)

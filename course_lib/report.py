@@ -44,6 +44,23 @@ def _class_frequencies(name: str, ds, num_classes: int) -> torch.Tensor:
     return counts / counts.sum()
 
 
+MIN_PER_MODE = 20  # mode_metrics' min_count: the high-quality samples a mode needs to count as covered
+MIN_IMAGES = 6  # the image metrics' nearest neighbours (k_density = 5) need more samples than neighbours
+
+
+def _check_enough(name: str, kind: str, ds, n: int) -> None:
+    """Refuse ``n`` samples too few for the metrics of the data (before any is generated)."""
+    if kind == "points":
+        modes = len((ds if ds is not None else data_mod.load(name, n=100)).centres)
+        need, why = MIN_PER_MODE * modes, (f"a mode counts as covered with {MIN_PER_MODE} high-quality samples, so "
+                                           f"{modes} modes need at least {MIN_PER_MODE * modes}")
+    else:
+        need, why = MIN_IMAGES, "the nearest-neighbour metrics need more than 5 samples"
+    if n < need:
+        raise ValueError(f"n={n} samples are too few to measure {name!r}: {why}; ask for n >= {need} (evaluate "
+                         f"--n; the course measures {2500 if kind == 'points' else IMAGE_EVAL_SAMPLES.get(name)})")
+
+
 def summary_request(dataset, num_classes: int | None = None, seed: int = 0, n: int | None = None
                     ) -> tuple[int, torch.Tensor | None]:
     """What to generate for a training run's final summary (``summarize``).
@@ -52,13 +69,17 @@ def summary_request(dataset, num_classes: int | None = None, seed: int = 0, n: i
         dataset: the ``Dataset`` trained on (or its name).
         num_classes: the conditional generator's number of classes, or None for an unconditional one.
         seed: seed of the label draw.
-        n: how many samples to ask for instead of the default size (``evaluate --n``).
+        n: how many samples to ask for instead of the default size (``evaluate --n``): at least 20 per mode
+            of a mixture, at least 6 images.
 
     Returns:
         ``(n, labels)``: how many samples to generate (2,500 points for a mixture; ``IMAGE_EVAL_SAMPLES`` images
         for digits / MNIST / Fashion-MNIST; 0 when no metric applies: generate nothing and pass ``None``) and,
         for a conditional generator, (n,) int64 labels drawn multinomially with the test split's class
         frequencies (like the real data, not a round-robin), else None.
+
+    Raises:
+        ValueError: ``n`` is too few for the metrics (the message says how many are needed).
     """
     name, kind, ds = _describe(dataset)
     check_seed("seed", seed)
@@ -66,6 +87,8 @@ def summary_request(dataset, num_classes: int | None = None, seed: int = 0, n: i
     default = (2500 if (ds is None or ds.centres is not None) else 0) if kind == "points" \
         else IMAGE_EVAL_SAMPLES.get(name, 0)
     n = default if (n is None or default == 0) else check_int("n", n)
+    if n:
+        _check_enough(name, kind, ds, n)
     if num_classes is None or n == 0:
         return n, None
     p = _class_frequencies(name, ds, num_classes)
@@ -84,8 +107,15 @@ def summarize(samples: torch.Tensor | None, dataset, labels: torch.Tensor | None
     Args:
         samples: (n, D) points or (n, C, S, S) images in [-1, 1], or None when ``summary_request`` said 0.
         dataset: the ``Dataset`` trained on (or its name).
+
+    Raises:
+        ValueError: no samples (None or empty) for data that a course metric measures.
     """
     name, kind, ds = _describe(dataset)
+    applies = name in IMAGE_EVAL_SAMPLES if kind == "images" else (ds is None or ds.centres is not None)
+    if (samples is None or len(samples) == 0) and applies:
+        raise ValueError(f"no samples to measure ({'None' if samples is None else '0 samples'}) for the data "
+                         f"{name!r}; generate the n that summary_request returns and pass them")
     if samples is None or len(samples) == 0:
         return {"metrics_note": f"no course metric applies to the data {name!r}; nothing was measured"}
     if kind == "points":

@@ -31,12 +31,14 @@ from .config import (AMP_CHOICES, LR_SCHEDULES, MODEL_FIELDS, NAN_POLICIES, RESU
 from .device import seed_everything
 from .distributed import convert_sync_batchnorm, leave_process_group, setup_processes, wrap_for_forward
 from .ema import ema_decay, ema_update
+from .families import check_family
 from .guard import (NO_GUARD, NoGuard, NonFiniteGuard, NonFiniteLossError, check_weights_finite, kept_checkpoint_text,
                     nonfinite_loss_message, skipped_message)
 from .losses import GANLoss, get_loss, gradient_penalty, r1_penalty
 from .models import build_models
 from .optim import load_optimizer
 from .progress import progress_bar, progress_postfix, run_summary
+from .run_inputs import check_history_in_step, check_run_inputs, resume_dataset
 from .sampling import check_compatible, check_same_data, first_lines, generate, load_generator
 from .speed_options import SpeedOptions, resolve_speed_options
 from .stopping import StopSignals, interrupted_message
@@ -145,6 +147,7 @@ class GANTrainer:
                  G: nn.Module | None = None, D: nn.Module | None = None, verbose: bool = True):
         if not isinstance(config, TrainConfig):
             raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+        config.validate()  # again: a field may have been set after construction (run_inputs)
         cfg = config
         self.config = config
         self.verbose = verbose
@@ -163,6 +166,7 @@ class GANTrainer:
 
         if dataset is None:
             dataset = data_mod.load(cfg.data, image_size=cfg.image_size, fallback=cfg.fallback, split=cfg.split)
+        check_run_inputs(cfg, dataset)  # the data against the config, labels, values (run_inputs)
         shard_size, num_classes = check_dataset(dataset, cfg.conditional, self.local_batch, self.world_size)
         self.shard_size = shard_size
         self.num_classes = num_classes
@@ -308,6 +312,7 @@ class GANTrainer:
         Ctrl-C (the notebook's stop button) or SIGTERM stops after the current step, sets ``interrupted`` and
         writes a checkpoint (with ``out_dir``); calling ``fit()`` again continues."""
         check_int("steps", steps, minimum=0, allow_none=True)
+        self.config.validate()  # it may have been changed since the trainer was built
         target = self.config.steps if steps is None else self.step + steps
         self.interrupted = False
         bar = progress_bar(target, self.step, f"{self.config.data} GAN",
@@ -401,6 +406,7 @@ class GANTrainer:
         for scaler, key in ((self.scaler_G, "scaler_G"), (self.scaler_D, "scaler_D")):
             if scaler.is_enabled() and state.get(key):  # a float16 run resumed in float16
                 scaler.load_state_dict(state[key])
+        check_history_in_step(state, source)
         self.step = int(state["step"])
         self._read_at = self.step
         self.batches_drawn = int(state.get("batches_drawn", 0))
@@ -417,8 +423,13 @@ class GANTrainer:
         """Resume a run: the checkpoint's config with ``changes`` (``config.resume_config``: only the fields of
         ``RESUMABLE_FIELDS`` may differ from the saved values; ``steps`` is the new total), then its state."""
         state = load_checkpoint(path)
+        check_family(state, "gan", f"checkpoint {str(path)!r}", "resuming a GAN")
         check_finite_weights(state, "resuming", keys=("G", "D", "G_ema"), source=f"checkpoint {str(path)!r}")
         config = resume_config(state["config"], state["step"], changes, source=f"checkpoint {path}")
+        if dataset is None:  # a run that fell back to digits goes on with digits (run_inputs.resume_dataset)
+            dataset = resume_dataset(config, state.get("data_info"))
+        if dataset is not None:  # the checkpoint's own message first, then the trainer's checks of the data
+            check_same_data(state.get("data_info") or {}, dataset, f"checkpoint {path}")
         trainer = cls(config, dataset=dataset, out_dir=out_dir, callbacks=callbacks, verbose=verbose)
         trainer.load_state_dict(state, source=f"checkpoint {path}")
         return trainer

@@ -7,11 +7,11 @@ Two resolutions below the input's (so the image size must be a multiple of 4: 16
 residual block per level, no attention: small enough to train on a CPU. The step t enters every residual block
 through a sinusoidal embedding (as in the Transformer, and as Ho et al. 2020 use it) and a small MLP.
 
-    input (C, S, S) -> conv -> [res w]  --------------------------------------------> concat -> [res w] -> conv -> (C, S, S)
-                                 | down                                                 ^ up
-                               [res 2w] ------------------------------> concat -> [res 2w]
-                                 | down                                   ^ up
-                               [res 2w] -> [res 2w]  (at S/4) -------------+
+    (C, S, S) -> conv -> [res w] -------------------------------> concat -> [res w] -> conv -> (C, S, S)
+                           | down                                    ^ up
+                         [res 2w] -----------------> concat -> [res 2w]
+                           | down                      ^ up
+                         [res 2w] -> [res 2w] (S/4) ---+
 """
 from __future__ import annotations
 

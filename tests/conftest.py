@@ -26,6 +26,22 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture
+def no_sampling(monkeypatch):
+    """Make any call of ``sampling.generate`` (under whatever name a ``course_lib`` module imported it) fail the
+    test: for checks that must refuse before any sample is generated."""
+    import sys
+
+    from course_lib import sampling
+
+    def never(*args, **kwargs):
+        pytest.fail("samples were generated before the refusal")
+
+    for name, module in list(sys.modules.items()):
+        if name.startswith("course_lib") and getattr(module, "generate", None) is sampling.generate:
+            monkeypatch.setattr(module, "generate", never)
+
+
 # ----------------------------------------------------------------------------- small data and configs
 def make_ring_config(**changes) -> TrainConfig:
     """ring8 with 32-wide MLPs: 24 steps of 64 points, a checkpoint every 8 steps, callbacks every step."""

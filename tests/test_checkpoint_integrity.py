@@ -79,6 +79,19 @@ def test_one_bit_xored_into_one_generator_weight_is_refused_as_damaged(saved, tm
         load_checkpoint(_write(tmp_path, bytes(raw)))
 
 
+def test_a_changed_byte_of_the_zip_padding_changes_no_tensor_and_is_not_refused(saved, tmp_path):
+    """The checksum covers the values, not every byte of the file: the zip container pads its records with
+    'Z' bytes that no tensor reads, so a change there loads, and what loads is what was saved."""
+    path, state = saved
+    raw = bytearray(path.read_bytes())
+    at = bytes(raw).find(b"Z" * 8)
+    assert at > 0, "torch's zip writer pads its records with 'Z' bytes"
+    raw[at + 3] = ord("Y")
+    again = load_checkpoint(_write(tmp_path, bytes(raw)))
+    assert again["checksum"] == state["checksum"]
+    assert all(torch.equal(t, again["G"][k]) for k, t in state["G"].items())
+
+
 @pytest.mark.parametrize("keep", [0.999, 0.5, 0.01])
 def test_a_truncated_file_is_refused_as_damaged(saved, tmp_path, keep):
     path, _ = saved

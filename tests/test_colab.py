@@ -174,7 +174,7 @@ def test_the_tool_refuses_a_missing_notebook(tmp_path, capsys):
 
 def test_every_notebook_carries_the_current_cell():
     paths = sorted((ROOT / "solutions").glob("*.ipynb")) + sorted((ROOT / "notebooks").glob("*.ipynb"))
-    assert len(paths) == 20
+    assert len(paths) == 22
     for path in paths:
         nb = json.loads(path.read_text(encoding="utf-8"))
         code = [c for c in nb["cells"] if c["cell_type"] == "code"]

@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from course_lib.diffusion import (ancestral_sample, check_sampling_steps, ddim_sample, ddim_timesteps,
-                                  diffusion_loss, diffusion_step, make_schedule, network_evaluations, q_sample)
+                                  diffusion_loss, diffusion_step, make_schedule, network_evaluations, predict_x0,
+                                  q_sample)
 from course_lib.unet import UNet, timestep_embedding
 
 
@@ -151,6 +152,29 @@ def test_samplers_shapes_range_and_ddim_determinism():
         ddim_sample(net, s, (4, 1, 16, 16), steps=5, eta=2.0)
 
 
+def test_ancestral_sampling_without_clipping_is_algorithm_2():
+    s = make_schedule("linear", 10)
+    net = GaussianDataOracle(s)
+    x_T = torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(4))
+    x, g = x_T.clone(), torch.Generator().manual_seed(5)
+    for t in range(9, -1, -1):  # Ho et al. (2020), Algorithm 2, sigma_t^2 = beta_t
+        eps = net(x, torch.full((3,), t))
+        x = (x - s.betas[t] / (1 - s.alpha_bars[t]).sqrt() * eps) / s.alphas[t].sqrt()
+        if t > 0:
+            x = x + s.betas[t].sqrt() * torch.randn(x.shape, generator=g)
+    got = ancestral_sample(net, s, x_T.shape, x_T=x_T, generator=torch.Generator().manual_seed(5), clip=False)
+    assert torch.allclose(got, x.clamp(-1, 1), atol=1e-5)
+
+
+def test_clipping_keeps_the_predicted_clean_image_in_range():
+    s = make_schedule("linear", 1000)
+    x_t, eps = torch.full((1, 1, 2, 2), 3.0), torch.zeros(1, 1, 2, 2)
+    x0, eps_back = predict_x0(s, x_t, 999, eps)
+    assert x0.abs().max() == 1 and torch.allclose(s.alpha_bars[999].sqrt() * x0 + (1 - s.alpha_bars[999]).sqrt()
+                                                  * eps_back, x_t)
+    assert predict_x0(s, x_t, 999, eps, clip=False)[0].min() > 100
+
+
 def test_ddim_with_every_step_and_eta_zero_inverts_an_oracle():
     """With a network that knows x_0, one DDIM step from x_{T-1} already returns x_0 (up to the clamp)."""
     s = make_schedule("linear", 50)
@@ -191,3 +215,119 @@ def test_a_few_dozen_steps_reduce_the_loss_on_a_tiny_set():
     with torch.no_grad():
         after = diffusion_loss(net, s, x0, t, eps).item()
     assert after < 0.75 * before, (before, after)  # about 1.00 -> 0.45
+
+
+# ----------------------------------------------------------------------------- the trainer, its config, checkpoints
+
+def tiny_ddpm_config(**changes):
+    """A DDPM on 16x16 digits with an 8-wide U-Net (36,137 parameters) and T = 50: a step takes milliseconds."""
+    from course_lib.config import TrainConfig
+
+    base = dict(steps=6, batch_size=16, g_width=8, diffusion_steps=50, lr_g=2e-3, ema_decay=0.9, log_every=2,
+                checkpoint_every=3, device="cpu")
+    return TrainConfig.for_data("digits", model="ddpm", **{**base, **changes})
+
+
+@pytest.fixture(scope="module")
+def digits64():
+    from course_lib import data
+
+    return data.load("digits", image_size=16, split="train").subset(64)
+
+
+@pytest.fixture(scope="module")
+def ddpm_run(tmp_path_factory, digits64):
+    from course_lib.diffusion_train import DDPMTrainer
+
+    out = tmp_path_factory.mktemp("ddpm")
+    trainer = DDPMTrainer(tiny_ddpm_config(), dataset=digits64, out_dir=out, verbose=False)
+    trainer.fit()
+    return trainer, out / "checkpoint.pt"
+
+
+def test_the_ddpm_recipe_and_its_config_rules():
+    from course_lib.config import DDPM_FIELDS, GAN_FIELDS, TrainConfig
+
+    cfg = TrainConfig.for_data("fashion-mnist", model="ddpm")
+    assert (cfg.model, cfg.diffusion_steps, cfg.noise_schedule, cfg.image_size) == ("ddpm", 1000, "linear", 32)
+    assert "loss" in GAN_FIELDS and "n_critic" in GAN_FIELDS and set(DDPM_FIELDS) == {"diffusion_steps",
+                                                                                        "noise_schedule"}
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="'ring8' holds points"):
+        TrainConfig.for_data("ring8", model="ddpm")
+    with pytest.raises(ValueError, match="'grid25' holds points"):
+        TrainConfig(data="grid25", model="ddpm")
+    with pytest.raises(ValueError, match=r"loss='hinge', r1_gamma=0.1: GAN options"):
+        TrainConfig.for_data("digits", model="ddpm", loss="hinge", r1_gamma=0.1)
+    with pytest.raises(ValueError, match="diffusion_steps=10: DDPM options, but model='dcgan' is a GAN"):
+        TrainConfig.for_data("digits", diffusion_steps=10)
+    with pytest.raises(ValueError, match="unknown noise schedule 'quadratic'"):
+        TrainConfig.for_data("digits", model="ddpm", noise_schedule="quadratic")
+    with pytest.raises(ValueError):
+        TrainConfig.for_data("digits", model="ddpm", diffusion_steps=1)
+    # a GAN's config of before the DDPM fields still loads
+    gan = TrainConfig.for_data("digits").to_dict()
+    del gan["diffusion_steps"], gan["noise_schedule"]
+    assert TrainConfig.from_dict(gan).model == "dcgan"
+
+
+def test_trainer_trains_samples_and_saves(ddpm_run):
+    trainer, ckpt = ddpm_run
+    assert trainer.step == 6 and len(trainer.history["loss"]) == 6 and ckpt.is_file()
+    x = trainer.sample(5, sampling_steps=4)
+    assert x.shape == (5, 1, 16, 16) and x.abs().max() <= 1 and torch.isfinite(x).all()
+    assert torch.equal(x, trainer.sample(5, sampling_steps=4))  # DDIM at eta = 0, the same noise: the same images
+    assert trainer.sample(2).shape == (2, 1, 16, 16)  # ancestral, all 50 steps
+
+
+def test_checkpoint_round_trip_and_exact_resume(ddpm_run, digits64, tmp_path):
+    from course_lib.checkpoint import load_checkpoint
+    from course_lib.diffusion_train import DDPMTrainer, load_denoiser
+
+    trainer, ckpt = ddpm_run
+    state = load_checkpoint(ckpt)  # weights_only, schema and checksum
+    assert state["config"]["model"] == "ddpm" and state["D"] == {} and state["step"] == 6
+    net, schedule, config, info = load_denoiser(ckpt)
+    assert schedule.T == 50 and config == trainer.config and info["sample_shape"] == [1, 16, 16]
+    for k, v in trainer.net_ema.state_dict().items():
+        assert torch.equal(net.state_dict()[k], v), k
+    # 6 steps, saved at step 3, resumed to 6: the same weights as the uninterrupted run
+    half = DDPMTrainer(tiny_ddpm_config(steps=3), dataset=digits64, out_dir=tmp_path, verbose=False)
+    half.fit()
+    resumed = DDPMTrainer.from_checkpoint(tmp_path / "checkpoint.pt", dataset=digits64, verbose=False, steps=6)
+    resumed.fit()
+    assert resumed.history["loss"] == trainer.history["loss"]
+    for k, v in trainer.net.state_dict().items():
+        assert torch.equal(resumed.net.state_dict()[k], v), k
+
+
+def test_a_gan_checkpoint_is_refused_where_a_ddpm_is_expected(saved_runs, digits64):
+    from course_lib.checkpoint import CheckpointError
+    from course_lib.config import TrainConfig
+    from course_lib.diffusion_train import DDPMTrainer, load_denoiser
+
+    with pytest.raises(CheckpointError, match="is a GAN checkpoint, not a DDPM's"):
+        load_denoiser(saved_runs.ring_ckpt)
+    with pytest.raises(CheckpointError, match="is a GAN checkpoint, not a DDPM's"):
+        DDPMTrainer.from_checkpoint(saved_runs.cond_ckpt, dataset=digits64, verbose=False)
+    with pytest.raises(ValueError, match="DDPMTrainer trains diffusion models"):
+        DDPMTrainer(TrainConfig.for_data("digits"), dataset=digits64, verbose=False)
+
+
+def test_a_ddpm_checkpoint_is_refused_where_a_gan_is_expected(ddpm_run):
+    from course_lib.checkpoint import CheckpointError
+    from course_lib.sampling import load_generator
+    from course_lib.train import GANTrainer
+
+    _, ckpt = ddpm_run
+    with pytest.raises(CheckpointError, match=r"is a DDPM \(diffusion model\) checkpoint, not a GAN's"):
+        load_generator(ckpt)
+    with pytest.raises(CheckpointError, match=r"is a DDPM \(diffusion model\) checkpoint, not a GAN's"):
+        GANTrainer.from_checkpoint(ckpt, verbose=False)
+
+
+def test_the_trainer_refuses_point_data(ring):
+    from course_lib.diffusion_train import DDPMTrainer
+
+    with pytest.raises(ValueError, match="holds points"):
+        DDPMTrainer(tiny_ddpm_config(), dataset=ring, verbose=False)

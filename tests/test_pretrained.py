@@ -1,7 +1,8 @@
 """The trained models that ship with the course (``course_lib.pretrained``): each loads by name through the safe
 checkpoint reader, refuses a changed or missing file (naming the command that re-makes it), samples in the asked
-shape, and scores within a stated tolerance of its row in ``benchmarks/results-pretrained.json`` (the table
-``benchmarks/RESULTS-pretrained.md``), evaluated as that table was: ``evaluate --seed 0`` with its default size.
+shape (a DDPM sampled with its own DDIM steps), and scores within a stated tolerance of its row in
+``benchmarks/results-pretrained.json`` (the table ``benchmarks/RESULTS-pretrained.md``), evaluated as that table
+was: ``evaluate --seed 0`` with its default size.
 
 Tolerances (same seed, so the same noise; they allow for another CPU's floating-point path and a classifier
 retrained on another machine): Fashion-MNIST FD within 10 % of the table's, every class share and the
@@ -64,6 +65,12 @@ def test_every_model_is_shipped_within_the_size_limits_and_matches_its_table_row
 def test_loads_by_name_and_samples_in_the_given_shape(name):
     G = pretrained.load_pretrained(name)
     assert isinstance(G, nn.Module) and not G.training
+    if pretrained.get(name).sampling_steps is not None:  # a DDPM: its U-Net, sampled by DDIM
+        model = pretrained.load_pretrained_model(name)
+        assert model.family == "ddpm" and model.network_evaluations == pretrained.get(name).sampling_steps
+        x = model.sample(6, seed=0)
+        assert x.shape == (6, *_shape(name)) and torch.isfinite(x).all() and x.min() >= -1 and x.max() <= 1
+        return
     z = torch.randn(6, G.latent_dim, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         x = G(z) if G.num_classes is None else G(z, torch.arange(6) % G.num_classes)
@@ -124,6 +131,22 @@ def test_a_shipped_file_is_generator_only_and_cannot_resume_training():
     assert state["D"] == {} and "opt_G" not in state and state["generator_only"] == {"G": "ema"}
     with pytest.raises(CheckpointError, match="does not fit"):
         GANTrainer.from_checkpoint(pretrained.get("ring8").file, verbose=False, steps=state["step"] + 1)
+
+
+def test_the_shipped_ddpm_holds_its_ema_u_net_and_is_sampled_with_its_own_ddim_steps(tmp_path):
+    from course_lib.diffusion_train import DDPMTrainer
+    from course_lib.unet import UNet
+
+    model = pretrained.get("fashion-ddpm")
+    state = load_checkpoint(model.file)
+    assert state["D"] == {} and "opt_G" not in state and state["generator_only"] == {"G": "ema"}
+    assert isinstance(pretrained.load_pretrained("fashion-ddpm"), UNet)
+    assert pretrained.default_sampling_steps("pretrained:fashion-ddpm") == model.sampling_steps == 50
+    assert pretrained.default_sampling_steps("pretrained:fashion-recipe") is None
+    assert pretrained.default_sampling_steps("runs/x/checkpoint.pt") is None
+    assert pretrained.load_pretrained_model("fashion-ddpm", sampling_steps=5).network_evaluations == 5
+    with pytest.raises(CheckpointError, match="does not fit"):
+        DDPMTrainer.from_checkpoint(model.file, verbose=False, steps=state["step"] + 1)
 
 
 def test_the_dcgan_recipe_is_radfords_dcgan():

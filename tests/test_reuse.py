@@ -105,7 +105,8 @@ def test_a_quick_run_saves_beside_the_real_one(budget_mode):
 def test_a_run_of_other_data_is_passed_over(tmp_path, budget_mode, no_pretrained, images, capsys):
     budget_mode("cpu")
     cfg = train.TrainConfig.for_data("mnist", **{**DCGAN["fashion-mnist"], **TINY, "steps": 1, "device": "cpu"})
-    train.GANTrainer(cfg, dataset=images, out_dir=tmp_path / "mnist", verbose=False).fit(progress=False)
+    as_mnist = data.Dataset("mnist", images.x, images.y, "images", images.num_classes)  # a run of other data
+    train.GANTrainer(cfg, dataset=as_mnist, out_dir=tmp_path / "mnist", verbose=False).fit(progress=False)
     reuse.trained_generator(run_dir=tmp_path / "mnist", device="cpu", steps=2, dataset=images, **TINY)
     assert "holds a 'mnist' run, not 'fashion-mnist'" in capsys.readouterr().out
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from course_lib import plots, report, sampling
+from course_lib import plots, report, run_files
 from course_lib.checkpoint import load_checkpoint
 from course_lib.cli import main
 from course_lib.run_files import RunFileSaveError, write_array, write_figure, write_json
@@ -60,6 +60,23 @@ def full_after(small_disk, monkeypatch):
             return result
 
         monkeypatch.setattr(module, name, then_fill)
+
+    yield arm
+    (small_disk / "filler").unlink(missing_ok=True)
+
+
+@pytest.fixture
+def full_before_writing(small_disk, monkeypatch):
+    """``full_before_writing(run_files)``: the disk fills just before the next run file is written (where no
+    step of the command before the write can be hooked)."""
+    def arm(module) -> None:
+        original = module.atomic_write
+
+        def fill_then_write(*args, **kwargs):
+            fill(small_disk)
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(module, "atomic_write", fill_then_write)
 
     yield arm
     (small_disk / "filler").unlink(missing_ok=True)
@@ -138,26 +155,28 @@ def test_train_on_a_disk_that_fills_keeps_each_run_file_whole(disk_run, full_aft
         json.loads(before)
 
 
-def test_evaluate_and_sample_on_a_disk_that_fills_keep_the_previous_file(disk_run, full_after, capsys):
+def test_evaluate_and_sample_on_a_disk_that_fills_keep_the_previous_file(disk_run, full_after, full_before_writing,
+                                                                        capsys):
     out = disk_run.parent / "eval.json"
     assert main(["evaluate", "--checkpoint", str(disk_run / "checkpoint.pt"), "--n", "200", "--out", str(out)]) == 0
     npy = disk_run.parent / "s.npy"
     assert main(["sample", "--checkpoint", str(disk_run / "checkpoint.pt"), "--n", "10", "--out", str(npy)]) == 0
     before_eval, before_npy = out.read_bytes(), npy.read_bytes()
-    full_after(sampling, "generate")
+    full_after(report, "summarize")
     capsys.readouterr()
     assert main(["evaluate", "--checkpoint", str(disk_run / "checkpoint.pt"), "--n", "200", "--out", str(out)]) == 2
     assert re.search(DISK_FULL_LINE.format(name="eval.json"), capsys.readouterr().err)
+    full_before_writing(run_files)
     assert main(["sample", "--checkpoint", str(disk_run / "checkpoint.pt"), "--n", "10", "--out", str(npy)]) == 2
     assert re.search(DISK_FULL_LINE.format(name="s.npy"), capsys.readouterr().err)
     assert out.read_bytes() == before_eval and npy.read_bytes() == before_npy
     assert no_temporary_files(disk_run.parent)
 
 
-def test_a_png_grid_on_a_disk_that_fills_keeps_the_previous_file(small_disk, full_after, capsys):
+def test_a_png_grid_on_a_disk_that_fills_keeps_the_previous_file(small_disk, full_before_writing, capsys):
     png = small_disk / "grid.PNG"
     png.write_bytes(b"previous")
-    full_after(sampling, "generate")
+    full_before_writing(run_files)
     capsys.readouterr()
     assert main(["sample", "--checkpoint", "pretrained:fashion-recipe", "--n", "16", "--out", str(png)]) == 2
     assert re.search(DISK_FULL_LINE.format(name="grid.PNG"), capsys.readouterr().err)
@@ -200,11 +219,7 @@ def test_evaluate_without_out_on_a_read_only_run_names_the_default_and_the_flag(
     assert "--out '" not in err  # no flag the user never gave
 
 
-def test_sample_png_of_a_points_model_is_refused_before_generating(disk_run, monkeypatch, capsys):
-    def never(*a, **k):
-        raise AssertionError("generated before refusing")
-
-    monkeypatch.setattr(sampling, "generate", never)
+def test_sample_png_of_a_points_model_is_refused_before_generating(disk_run, no_sampling, capsys):
     assert main(["sample", "--checkpoint", str(disk_run / "checkpoint.pt"), "--out",
                  str(disk_run.parent / "U01.PNG")]) == 2
     assert "a .png grid needs an image model" in capsys.readouterr().err

@@ -256,19 +256,19 @@ def test_a_good_output_file_passes_and_may_be_replaced(tmp_path):
 # ============================================================================ sample size
 def test_a_sample_too_large_for_memory_is_refused_with_a_size_that_fits():
     with pytest.raises(SampleTooLargeError, match=r"^--n 99999999999999 samples of shape \(2,\) need about "
-                                                  r"[\d.]+ PiB of memory .*more than the [\d.]+ \w+ available; ask "
+                                                  r"[\d.]+ TiB of memory .*more than the [\d.]+ \w+ available; ask "
                                                   r"for fewer, at most about --n \d+"):
         check_sample_memory(99999999999999, (2,))
     with pytest.raises(SampleTooLargeError, match=r"at most about --n 64$"):
-        check_sample_memory(1000, (1, 8, 8), available=64 * 256 * 2)
-    assert check_sample_memory(64, (1, 8, 8), available=64 * 256 * 2) == 64 * 256
+        check_sample_memory(1000, (1, 8, 8), available=64 * 256 * 2, copies=2)
+    assert check_sample_memory(64, (1, 8, 8), available=64 * 256 * 2, copies=2) == 64 * 256
 
 
-def test_the_noise_counts_too_for_points_it_is_most_of_the_memory():
+def test_the_noise_counts_too_for_points_it_is_as_large_as_the_samples():
     available = 1000 * 2 * 8  # two float32 copies of 1000 two-dimensional points
-    assert check_sample_memory(1000, (2,), available=available) == 1000 * 8
-    with pytest.raises(SampleTooLargeError, match=r"with one copy for writing and its noise \(8 numbers each\)\), "
-                                                  r"more than .* at most about --n 333$"):
+    assert check_sample_memory(1000, (2,), available=available, copies=2) == 1000 * 8
+    with pytest.raises(SampleTooLargeError, match=r"\(float32, with their noise of 8 numbers each\), "
+                                                  r"more than .* at most about --n 400$"):
         check_sample_memory(1000, (2,), available=available, latent_dim=8)
 
 

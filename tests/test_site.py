@@ -221,6 +221,7 @@ def test_a_notebook_page_shows_its_figures_and_launch_badges(site_page, site_ser
     if not (SITE / FIGURE_PAGE).is_file():
         pytest.fail(f"{FIGURE_PAGE} is missing from the built site")
     site_page.goto(f"{site_server}/{FIGURE_PAGE}", wait_until="load")
+    screenshot(site_page, f"site_{Path(FIGURE_PAGE).stem}_top")        # title and launch badges
     figure = site_page.locator(".cell_output img").first
     figure.wait_for(state="attached")
     figure.scroll_into_view_if_needed()

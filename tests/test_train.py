@@ -294,7 +294,7 @@ def test_every_config_field_has_a_row_in_the_table_and_help():
     for f in dataclasses.fields(TrainConfig):
         assert callable(f.metadata["check"]) and f.metadata["help"], f.name
     assert MODEL_FIELDS == ("data", "image_size", "model", "latent_dim", "latent_codes", "g_width", "d_width", "depth",
-                            "conditional", "spectral_norm")
+                            "conditional", "spectral_norm", "diffusion_steps", "noise_schedule")
 
 
 @pytest.mark.parametrize("name", ["fallback", "conditional", "spectral_norm", "compile", "channels_last",

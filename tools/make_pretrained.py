@@ -7,15 +7,16 @@ For each NAME, one after the other, on the CPU with one torch thread:
 1. trains ``course_lib.pretrained.MODELS[NAME].config()`` (its recipe and seed) in ``runs/pretrained/NAME/``
    (the full training checkpoint stays there; ``--reuse-runs`` skips training when that folder already holds the
    finished run of the same config);
-2. writes the generator-only checkpoint ``course_lib/pretrained/NAME.pt`` and records its SHA-256 and size in
-   ``course_lib/pretrained/manifest.json``;
+2. writes the generator-only checkpoint ``course_lib/pretrained/NAME.pt`` and records its SHA-256, size and
+   training CPU seconds in ``course_lib/pretrained/manifest.json``;
 3. evaluates it with ``python -m course_lib evaluate --checkpoint pretrained:NAME`` (seed 0, the default sample
-   count), and measures the class shares of the same samples with the course's classifier;
+   count; a DDPM with its ``sampling_steps`` DDIM steps), and measures the class shares of the same samples with
+   the course's classifier;
 4. writes the table ``benchmarks/RESULTS-pretrained.md`` and its rows ``benchmarks/results-pretrained.json``
    (which ``tests/test_pretrained.py`` reads); rows of models not named are kept.
 
-Training time is the process's CPU seconds (user + system) spent in ``GANTrainer.fit``, so it does not depend on
-how busy the machine was; the wall-clock seconds are recorded beside it.
+Training time is the process's CPU seconds (user + system) spent in ``GANTrainer.fit`` (``DDPMTrainer.fit`` for
+a DDPM), so it does not depend on how busy the machine was; the wall-clock seconds are recorded beside it.
 """
 from __future__ import annotations
 
@@ -32,9 +33,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from course_lib import cli, data as data_mod, pretrained  # noqa: E402  (course_lib before torch: its thread rule)
+from course_lib import cli, data as data_mod, machine, pretrained  # noqa: E402  (course_lib before torch: its thread rule)
 from course_lib.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from course_lib.config import TrainConfig  # noqa: E402
+from course_lib.diffusion_train import DDPMTrainer  # noqa: E402
+from course_lib.families import family_of  # noqa: E402
 from course_lib.train import GANTrainer  # noqa: E402
 
 import torch  # noqa: E402
@@ -45,18 +48,8 @@ EVAL_SEED = 0
 
 
 def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo with its family / model numbers and the CPU count
-    (``platform.processor()`` elsewhere)."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or "unknown CPU"
-    fields: dict[str, str] = {}
-    for line in info.splitlines():
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
-    return f"{fields.get('model name', 'unknown CPU')} (family {fields.get('cpu family', '?')} model " \
-           f"{fields.get('model', '?')}), {os.cpu_count()} CPUs"
+    """The CPU's model name with its family / model numbers (``course_lib.machine``) and the CPU count."""
+    return f"{machine.cpu_model()}, {os.cpu_count()} CPUs"
 
 
 def train(model: pretrained.PretrainedModel, runs: Path, reuse: bool) -> dict:
@@ -72,7 +65,7 @@ def train(model: pretrained.PretrainedModel, runs: Path, reuse: bool) -> dict:
     for stale in (record, out / "checkpoint.pt"):
         stale.unlink(missing_ok=True)
     dataset = data_mod.load(config.data, image_size=config.image_size, fallback=config.fallback, split=config.split)
-    trainer = GANTrainer(config, dataset=dataset, out_dir=out)
+    trainer = (DDPMTrainer if family_of(config) == "ddpm" else GANTrainer)(config, dataset=dataset, out_dir=out)
     cpu0, wall0 = time.process_time(), time.perf_counter()
     trainer.fit()
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
@@ -114,7 +107,8 @@ def evaluate(model: pretrained.PretrainedModel, run: Path) -> dict:
         raise SystemExit(f"{model.name}: evaluate failed (exit {code})")
     result = json.loads(out.read_text())
     keys = ("n", "frechet_distance", "frechet_distance_real", "kid", "kid_sd", "precision", "recall",
-            "coverage", "min_class_share", "classes_present", "modes", "num_modes", "high_quality")
+            "coverage", "min_class_share", "classes_present", "modes", "num_modes", "high_quality", "sampler",
+            "sampling_steps", "network_evaluations_per_image", "images_per_second")
     row = {k: result[k] for k in keys if k in result}
     row["eval_cpu_seconds"] = round(time.process_time() - cpu0, 1)
     row.update(pretrained.class_shares(model.name, seed=EVAL_SEED))
@@ -140,25 +134,29 @@ def write_table(rows: dict[str, dict]) -> None:
              "that each file loads by name, refuses a flipped byte, samples in the asked shape and scores, on the "
              "same seed, within these tolerances of this table: FD within 10 %, every class share (and the "
              "conditional model's share in the asked class) within 2 points; ring8 the same modes and the "
-             "high-quality share within 1 point.", "",
+             "high-quality share within 1 point. A DDPM is sampled with its own number of DDIM steps (the model's "
+             "`sampling_steps`); images per second are the wall-clock rate of evaluate's sampling on one CPU thread "
+             "(they depend on the machine's load), where recorded.", "",
              "| model | command | steps | train CPU s | CPU | torch | date | SHA-256 | size | FD (floor) | KID | "
-             "smallest class share | modes / high quality |", "|" + "---|" * 13]
+             "smallest class share | modes / high quality | images/s (network evaluations each) |", "|" + "---|" * 14]
     for name, r in rows.items():
         fd = f"{_fmt(r.get('frechet_distance'), '.2f')} ({_fmt(r.get('frechet_distance_real'), '.2f')})" \
             if "frechet_distance" in r else ""
         kid = f"{_fmt(r.get('kid'), '.2f')} ± {_fmt(r.get('kid_sd'), '.2g')}" if "kid" in r else ""
         share = f"{100 * r['min_class_share']:.1f} %" if "min_class_share" in r else ""
         modes = f"{r['modes']}/{r['num_modes']}, {100 * r['high_quality']:.1f} %" if "modes" in r else ""
+        speed = f"{r['images_per_second']:.4g} ({r['network_evaluations_per_image']})" \
+            if "images_per_second" in r else ""
         lines.append(f"| {name} | `{r['command']}` | {r['steps']} | {r['cpu_seconds']:.0f} | {r['cpu_model']} | "
                      f"{r['torch']} | {r['date']} | `{r['sha256'][:12]}…` | {r['bytes'] / 2**20:.2f} MiB | {fd} | "
-                     f"{kid} | {share} | {modes} |")
+                     f"{kid} | {share} | {modes} | {speed} |")
     lines += ["", f"All files together: {sum(r['bytes'] for r in rows.values()) / 2**20:.2f} MiB (limits: "
               f"{pretrained.MAX_FILE_BYTES / 2**20:.0f} MiB each, {pretrained.MAX_TOTAL_BYTES / 2**20:.0f} MiB in "
               "all).", "", "## Per model", ""]
     for name, r in rows.items():
         model = pretrained.get(name)
         lines += [f"### {name}", "", f"- {model.summary}; the model of notebook {model.notebook}.",
-                  f"- recipe: `TrainConfig.for_data({model.data!r}, seed={model.seed}, **{model.changes!r})`",
+                  f"- recipe: `{model.recipe_call}`",
                   f"- full SHA-256 `{r['sha256']}`, {r['bytes']:,} bytes",
                   f"- trained {r['steps']} steps in {r['cpu_seconds']:.0f} CPU s ({r['wall_seconds']:.0f} s wall, "
                   f"{r['threads']} thread) on {r['cpu_model']}, torch {r['torch']}, Python {r['python']}, "
@@ -197,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         rows[name] = {"command": pretrained.remake_command(name), **{k: trained[k] for k in (
             "steps", "cpu_seconds", "wall_seconds", "threads", "cpu_model", "torch", "python", "date")},
             "sha256": entry["sha256"], "bytes": entry["bytes"], "eval_seed": EVAL_SEED, **scores}
-        _update_manifest(name, {**entry, "metric": pretrained.metric_line(rows[name])})
+        _update_manifest(name, {**entry, "train_cpu_seconds": trained["cpu_seconds"],
+                                "metric": pretrained.metric_line(rows[name])})
         rows = {k: rows[k] for k in pretrained.names() if k in rows}
         write_table(rows)
         print(f"{name}: wrote {model.file} ({entry['bytes']:,} bytes, sha256 {entry['sha256'][:12]}...)")

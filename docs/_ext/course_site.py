@@ -1,9 +1,10 @@
 """Sphinx extension for the course website (``docs/conf.py`` loads it).
 
-It does three things, so that neither the notebooks nor the Markdown pages need anything site-specific:
+It does four things, so that neither the notebooks nor the Markdown pages need anything site-specific:
 
 * every worked notebook page (``solutions/NN_*.ipynb``) gets, under its title, an "Open in Binder" and an
   "Open in Colab" badge that open the *exercise* version (``notebooks/NN_*.ipynb``);
+* the notebooks' Colab set-up cell is left off the pages (it does nothing outside Colab);
 * a relative link to a file of the repository that is not a page of the site (``../course_lib/train.py``,
   ``notebooks/03_first_gan_2d.ipynb``, ``README.md``) becomes a link to that file on GitHub; a link to a file that
   exists nowhere stays a broken cross-reference, which fails the build;
@@ -21,7 +22,7 @@ from sphinx.application import Sphinx
 from sphinx.transforms.post_transforms import SphinxPostTransform
 from sphinx.util.logging import WarningStreamHandler
 
-from course_lib.colab import BRANCH, REPO, colab_url
+from course_lib.colab import BRANCH, MARKER, REPO, colab_url
 
 SOLUTIONS = "solutions"                    # the worked notebooks: the pages of the site
 EXERCISES = "notebooks"                    # the student versions the badges open
@@ -52,6 +53,18 @@ def _badge(alt: str, image: str, url: str) -> nodes.reference:
     ref = nodes.reference("", "", refuri=url, classes=["course-launch"])
     ref += nodes.image(uri=image, alt=alt, candidates={"?": image})   # remote: as Sphinx's image collector marks it
     return ref
+
+
+def drop_colab_setup_cell(app: Sphinx, doctree: nodes.document) -> None:
+    """Leave the notebooks' Colab set-up cell (``course_lib.colab.FIRST_CELL``) off the pages: it does nothing
+    outside Colab, and a reader of the site needs none of it."""
+    if exercise_path(app.env.docname) is None:
+        return
+    for cell in list(doctree.findall(nodes.container)):
+        if "cell" in cell["classes"]:
+            code = next(iter(cell.findall(nodes.literal_block)), None)
+            if code is not None and code.astext().startswith(MARKER):
+                cell.parent.remove(cell)
 
 
 def add_launch_badges(app: Sphinx, doctree: nodes.document) -> None:
@@ -132,5 +145,7 @@ def setup(app: Sphinx) -> dict:
     app.add_config_value("course_budget", "quick", "env")  # the budget the notebooks ran with (shown on the site)
     app.connect("config-inited", share_budget)
     app.connect("doctree-read", add_launch_badges)
+    app.connect("doctree-read", drop_colab_setup_cell)
     app.add_post_transform(RepositoryLinks)
-    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
+    # env_version: bump it when a change here alters the pages, so that Sphinx reads every page again
+    return {"version": "1", "env_version": 2, "parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,7 +1,8 @@
 """Answers for solutions/08_conditional_gans.ipynb.
 
 Exercise 1 has three answer blocks: the body of ``one_hot_concat``, of ``CondMLPGenerator.__init__`` and of its
-``forward``. Exercise 2 has one: the body of ``without_class``.
+``forward``. Exercise 2 has one: the body of ``without_class``; Exercise 3 one: the body of
+``my_truncated_noise``.
 """
 
 _INIT = ("self.net = nn.Sequential(nn.Linear(latent_dim + num_classes, hidden), nn.ReLU(),\n"
@@ -59,7 +60,8 @@ EXERCISES = {
              "answer": "keep = ds.y != k\nreturn data.Dataset(ds.name, ds.x[keep], ds.y[keep], ds.kind)",
              "hint": ("num_classes",)},
             {"why": "the wrong class removed: every class but k",
-             "answer": "keep = ds.y == k\nreturn data.Dataset(ds.name, ds.x[keep], ds.y[keep], ds.kind, ds.num_classes)",
+             "answer": "keep = ds.y == k\n"
+                       "return data.Dataset(ds.name, ds.x[keep], ds.y[keep], ds.kind, ds.num_classes)",
              "hint": ("class 7",)},
             {"why": "an off-by-one: class k + 1 removed",
              "answer": "keep = ds.y != k + 1\n"
@@ -84,6 +86,39 @@ EXERCISES = {
             "x = torch.cat([ds.x[ds.y == c] for c in classes])\n"
             "y = torch.cat([ds.y[ds.y == c] for c in classes])\n"
             "return data.Dataset(ds.name, x, y, kind='images', num_classes=ds.num_classes)",
+        ],
+    },
+    "Exercise 3": {
+        "wrong": [
+            {"why": "values clipped to +-psi instead of drawn again",
+             "answer": "return torch.randn(n, dim, generator=generator).clamp(-psi, psi)",
+             "hint": ("drawn again", "clipped")},
+            {"why": "rescaled so that the largest value is psi: the shape of the normal is lost",
+             "answer": "z = torch.randn(n, dim, generator=generator)\nreturn z * psi / z.abs().max()",
+             "hint": ("standard deviation", "0.540")},
+            {"why": "uniform values in [-psi, psi]",
+             "answer": "return (2 * torch.rand(n, dim, generator=generator) - 1) * psi",
+             "hint": ("standard deviation", "standard normal")},
+            {"why": "rows with a value beyond psi dropped",
+             "answer": "z = torch.randn(n, dim, generator=generator)\nreturn z[(z.abs() <= psi).all(1)]",
+             "hint": ("(4000, 5)", "never drop a row")},
+            {"why": "the far values redrawn once only, some are still beyond psi",
+             "answer": "z = torch.randn(n, dim, generator=generator)\nfar = z.abs() > psi\n"
+                       "z[far] = torch.randn(int(far.sum()), generator=generator)\nreturn z",
+             "hint": ("drawn again",)},
+            {"why": "the redraws ignore the generator: not reproducible",
+             "answer": "z = torch.randn(n, dim, generator=generator)\nfar = z.abs() > psi\nwhile far.any():\n"
+                       "    z[far] = torch.randn(int(far.sum()))\n    far = z.abs() > psi\nreturn z",
+             "hint": ("generator passed in",)},
+        ],
+        "right": [
+            # whole rows redrawn: the coordinates are still independent truncated normals
+            "rows = []\nwhile sum(len(r) for r in rows) < n:\n    x = torch.randn(n, dim, generator=generator)\n"
+            "    rows.append(x[(x.abs() <= psi).all(1)])\nreturn torch.cat(rows)[:n]",
+            # rejection on a long stream of draws
+            "out = torch.empty(0)\nwhile out.numel() < n * dim:\n"
+            "    x = torch.randn(4 * n * dim, generator=generator)\n"
+            "    out = torch.cat([out, x[x.abs() <= psi]])\nreturn out[:n * dim].reshape(n, dim)",
         ],
     },
 }
