@@ -36,7 +36,7 @@ from .models import count_parameters
 from .optim import load_optimizer
 from .progress import progress_bar
 from .sampling import check_compatible, check_same_data, first_lines, load_for_sampling
-from .stopping import StopSignals, interrupted_message
+from .loop import run_steps
 from .streams import batches_per_epoch, check_dataset, epoch_permutation, restore_rng, stream_seed
 from .unet import UNet
 
@@ -191,33 +191,11 @@ class DDPMTrainer:
         stops after the current step and writes a checkpoint (with ``out_dir``); ``fit()`` again continues."""
         check_int("steps", steps, minimum=0, allow_none=True)
         target = self.config.steps if steps is None else self.step + steps
-        self.interrupted = False
         bar = progress_bar(target, self.step, f"{self.config.data} DDPM",
                            show=self.verbose if progress is None else progress)
-        with StopSignals() as stop:
-            try:
-                self.net.train()
-                while self.step < target:
-                    self.train_step()
-                    bar.update(1)
-                    save = self.out_dir is not None and self.step % self.config.checkpoint_every == 0
-                    call = self.callbacks and (self.step % self.config.callback_every == 0 or self.step == target)
-                    if save or call or self.step % self.config.log_every == 0:
-                        self._read()
-                        bar.set_postfix({"loss": f"{self._history['loss'][-1]:.4f}"}, refresh=False)
-                    if save:
-                        self._save_checked()
-                    for cb in self.callbacks if call else ():
-                        cb(self)
-                    if stop.requested:
-                        self.interrupted = True
-                        break
-            finally:
-                bar.close()
-        if self.out_dir is not None and (self.interrupted or self.step == target):
-            self._save_checked()
-        if self.interrupted and self.verbose:
-            print(interrupted_message(self.step, self.last_checkpoint if self.out_dir is not None else None))
+        self.net.train()
+        run_steps(self, target, bar, lambda: ({"loss": f"{self._history['loss'][-1]:.4f}"}
+                                              if self._history["loss"] and not self._pending else None))
         return self.history
 
     def _save_checked(self) -> None:

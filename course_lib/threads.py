@@ -11,7 +11,12 @@ threads aside and the others spin, waiting for it: a training step can become te
    ``cpu.cfs_period_us``; the smallest along the process's cgroup path), rounded down and at least 1, capped by
    the affinity mask and the number of physical cores, and shared among the processes that ``torchrun`` starts on
    this machine (``LOCAL_WORLD_SIZE``).
-3. **Passive waiting**: ``OMP_WAIT_POLICY=PASSIVE`` unless you set a policy.
+3. **Waiting that barely spins**: ``OMP_WAIT_POLICY=PASSIVE`` with ``GOMP_SPINCOUNT=3000`` (GNU OpenMP, which
+   torch's Linux wheels use): an idle thread spins a few microseconds, enough to bridge the gaps between the
+   operations of a step, then sleeps, so it never holds a core that a preempted thread needs. Pure passive waiting
+   (no spin) was 1.4-2.5x slower than torch's default on an idle 2-CPU machine; the default spin was 7-35x slower
+   beside one busy process (``benchmarks/RESULTS-threads.md``). Unless you set ``OMP_WAIT_POLICY`` or
+   ``GOMP_SPINCOUNT`` yourself.
 
 ``configure()`` applies the rule, and ``import course_lib`` calls it. OpenMP reads its variables once, when torch
 loads it, so the rule is written into the environment *before* torch is imported; that is why the notebooks'
@@ -21,7 +26,7 @@ first cell imports ``course_lib``. If torch was imported first, the thread count
     >>> from course_lib import threads
     >>> print(threads.applied().describe())   # on a 2-core machine with no quota (one line)
     2 threads (from the physical cores; affinity 2 CPUs, 2 physical cores, no cgroup quota),
-    OMP_WAIT_POLICY=PASSIVE (course default)
+    OMP_WAIT_POLICY=PASSIVE (course default, with GOMP_SPINCOUNT=3000)
 """
 from __future__ import annotations
 
@@ -39,6 +44,7 @@ __all__ = ["ThreadPlan", "ThreadSetupWarning", "cgroup_cpu_limit", "physical_cor
 # What configure() wrote into the environment, so that a child process (which inherits the environment) can tell
 # the course's own values from a user's override and plan again for itself (it may sit in another cgroup).
 MARKER = "COURSE_THREADS_APPLIED"
+SPIN_COUNT = "3000"   # GOMP_SPINCOUNT with the passive policy: spin about this many iterations, then sleep
 USER_VARIABLE = "COURSE_THREADS"
 
 
@@ -250,10 +256,12 @@ def plan(environ: MutableMapping[str, str] | None = None, root: str | Path = "/"
         threads, source = max(1, limits[name] // processes), name
 
     user_wait = environ.get("OMP_WAIT_POLICY") if "OMP_WAIT_POLICY" not in ours else None
-    if user_wait:
-        wait, wait_source = user_wait, "set by you"
+    user_spin = environ.get("GOMP_SPINCOUNT") if "GOMP_SPINCOUNT" not in ours else None
+    if user_wait or user_spin:
+        wait = user_wait or "unset"
+        wait_source = "set by you" + (f", GOMP_SPINCOUNT={user_spin}" if user_spin else "")
     else:
-        wait, wait_source = "PASSIVE", "course default"
+        wait, wait_source = "PASSIVE", f"course default, with GOMP_SPINCOUNT={SPIN_COUNT}"
     return ThreadPlan(threads, source, wait, wait_source, quota, affinity, cores, processes)
 
 
@@ -279,16 +287,18 @@ def configure(environ: MutableMapping[str, str] | None = None, root: str | Path 
         written = {}
         if not user_omp or rule.source.startswith(USER_VARIABLE):
             written["OMP_NUM_THREADS"] = str(rule.threads)
-        if rule.wait_source == "course default":
+        if rule.wait_source.startswith("course default"):
             written["OMP_WAIT_POLICY"] = rule.wait_policy
+            written["GOMP_SPINCOUNT"] = SPIN_COUNT
         environ.update(written)
         environ[MARKER] = " ".join(f"{k}={v}" for k, v in written.items())
     else:
         if hasattr(torch, "set_num_threads") and (not user_omp or rule.source.startswith(USER_VARIABLE)):
             torch.set_num_threads(rule.threads)
-        if "OMP_WAIT_POLICY" not in environ:
+        if "OMP_WAIT_POLICY" not in environ and "GOMP_SPINCOUNT" not in environ:
             rule = replace(rule, wait_policy="unset", wait_source="torch was imported before course_lib")
-        if "OMP_WAIT_POLICY" not in environ and rule.threads > 1 and not _WARNED:
+        if "OMP_WAIT_POLICY" not in environ and "GOMP_SPINCOUNT" not in environ and rule.threads > 1 \
+                and not _WARNED:
             _WARNED = True
             warnings.warn(
                 "torch was imported before course_lib, so its OpenMP threads spin while they wait, and a busy "
@@ -311,7 +321,7 @@ def shell_exports(environ: MutableMapping[str, str] | None = None) -> str:
         python -c "from course_lib import threads; print(threads.shell_exports())"
     """
     environ = dict(os.environ if environ is None else environ)
-    for name in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY"):   # what configure() wrote in this process is not the user's
+    for name in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):   # configure()'s values are not the user's
         if name in _ours(environ):
             del environ[name]
     environ.pop(MARKER, None)
@@ -320,8 +330,9 @@ def shell_exports(environ: MutableMapping[str, str] | None = None) -> str:
     written = {}
     if "OMP_NUM_THREADS" not in probe or rule.source.startswith(USER_VARIABLE):
         written["OMP_NUM_THREADS"] = str(rule.threads)
-    if rule.wait_source == "course default":
+    if rule.wait_source.startswith("course default"):
         written["OMP_WAIT_POLICY"] = rule.wait_policy
+        written["GOMP_SPINCOUNT"] = SPIN_COUNT
     written[MARKER] = " ".join(f"{k}={v}" for k, v in written.items())
     return "\n".join(f"export {k}='{v}'" for k, v in written.items())
 

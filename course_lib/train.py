@@ -41,7 +41,7 @@ from .progress import progress_bar, progress_postfix, run_summary
 from .run_inputs import check_history_in_step, check_run_inputs, resume_dataset
 from .sampling import check_compatible, check_same_data, first_lines, generate, load_generator
 from .speed_options import SpeedOptions, resolve_speed_options
-from .stopping import StopSignals, interrupted_message
+from .loop import run_steps
 from .streams import batches_per_epoch, check_dataset, epoch_permutation, restore_rng, stream_seed
 from .utils import frozen
 
@@ -314,35 +314,14 @@ class GANTrainer:
         check_int("steps", steps, minimum=0, allow_none=True)
         self.config.validate()  # it may have been changed since the trainer was built
         target = self.config.steps if steps is None else self.step + steps
-        self.interrupted = False
         bar = progress_bar(target, self.step, f"{self.config.data} GAN",
                            show=(self.verbose if progress is None else progress) and self.rank == 0)
-        with StopSignals() as stop:
-            try:
-                self.G.train()
-                self.D.train()
-                while self.step < target:
-                    self.train_step()  # reads every log_every steps
-                    bar.update(1)
-                    save = self.out_dir is not None and self.step % self.config.checkpoint_every == 0
-                    call = self.callbacks and (self.step % self.config.callback_every == 0 or self.step == target)
-                    if save or call or stop.requested or self.step == target:
-                        self._read()  # the same steps on every process
-                    if self._read_at == self.step:
-                        bar.set_postfix(progress_postfix(self._history, self.config.loss), refresh=False)
-                    if save:
-                        self._save_checked()
-                    for cb in self.callbacks if call else ():
-                        cb(self)
-                    if stop.requested:
-                        self.interrupted = True
-                        break
-            finally:
-                bar.close()
-        if self.out_dir is not None and (self.interrupted or self.step == target):
-            self._save_checked()
-        if self.interrupted and self.verbose and self.rank == 0:
-            print(interrupted_message(self.step, self.last_checkpoint if self.out_dir is not None else None))
+        self.G.train()
+        self.D.train()
+        # loop.run_steps: train_step() until target (it reads every log_every steps), with checkpoints, callbacks
+        # and a clean stop on Ctrl-C; the bar shows the statistics of the last read
+        run_steps(self, target, bar, lambda: (progress_postfix(self._history, self.config.loss)
+                                              if self._read_at == self.step else None))
         return self.history
 
     def _save_checked(self) -> None:

@@ -18,7 +18,7 @@ PACKAGE = ROOT / "course_lib"
 # widgets, cli on top). A new module needs a row here.
 LAYERS = [
     ("checks", "utils", "losses", "recipes", "fid", "colab", "rundir", "run_files",  # standard library, torch only
-     "ema", "optim", "stopping", "threads", "mixture_metrics", "unet", "diffusion", "machine"),
+     "ema", "optim", "stopping", "loop", "threads", "mixture_metrics", "unet", "diffusion", "machine"),
     ("device", "budget", "data", "checkpoint", "article", "detector", "distributed", "streams", "image_metrics",
      "host_syncs", "data_files", "checkpoint_integrity", "families"),
     ("models", "classifier", "metrics", "evaluation", "report"),  # measures samples against data: knows no trainer

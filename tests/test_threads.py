@@ -113,9 +113,11 @@ def test_torchrun_processes_share_the_cpus(tmp_path):
     assert threads.plan({"LOCAL_WORLD_SIZE": "8"}, root=root, affinity=8).threads == 1
 
 
-def test_passive_wait_unless_the_user_set_a_policy(tmp_path):
+def test_passive_wait_with_a_short_spin_unless_the_user_set_a_policy(tmp_path):
     root = fake_machine(tmp_path)
     assert threads.plan({}, root=root).wait_policy == "PASSIVE"
+    spin = threads.plan({"GOMP_SPINCOUNT": "0"}, root=root)
+    assert spin.wait_source == "set by you, GOMP_SPINCOUNT=0"
     mine = threads.plan({"OMP_WAIT_POLICY": "ACTIVE"}, root=root)
     assert (mine.wait_policy, mine.wait_source) == ("ACTIVE", "set by you")
 
@@ -139,13 +141,14 @@ def test_values_the_rule_wrote_are_planned_again_in_a_child(tmp_path):
     env = {"OMP_NUM_THREADS": "4", "OMP_WAIT_POLICY": "PASSIVE",
            threads.MARKER: "OMP_NUM_THREADS=4 OMP_WAIT_POLICY=PASSIVE"}   # as configure() writes them
     child = threads.plan(env, root=fake_machine(tmp_path / "child", v2="100000 100000"), affinity=8)
-    assert (child.threads, child.source, child.wait_source) == (1, "the cgroup CPU quota", "course default")
+    assert (child.threads, child.source) == (1, "the cgroup CPU quota")
+    assert child.wait_source.startswith("course default")
 
 
 def test_describe_names_the_source_and_the_limits(tmp_path):
     text = threads.plan({}, root=fake_machine(tmp_path, v2="150000 100000"), affinity=8).describe()
     assert text.startswith("1 thread (from the cgroup CPU quota") and "quota 1.5 CPUs" in text
-    assert "OMP_WAIT_POLICY=PASSIVE (course default)" in text
+    assert "OMP_WAIT_POLICY=PASSIVE (course default, with GOMP_SPINCOUNT=3000)" in text
 
 
 # ----------------------------------------------------------------------------- applied in a real process
@@ -158,13 +161,14 @@ PROBE = textwrap.dedent("""
     from course_lib import threads
     rule = threads.applied()
     print("RESULT=" + json.dumps(dict(threads=torch.get_num_threads(), planned=rule.threads, source=rule.source,
-                                      wait=os.environ.get("OMP_WAIT_POLICY"), reported=rule.wait_policy)))
+                                      wait=os.environ.get("OMP_WAIT_POLICY"), reported=rule.wait_policy,
+                                      spin=os.environ.get("GOMP_SPINCOUNT"))))
 """)
 
 
 def run_probe(order: str, cgroup: Path | None = None, **env_changes: str) -> tuple[dict, str]:
     env = {k: v for k, v in os.environ.items()
-           if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "COURSE_THREADS", threads.MARKER)}
+           if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "COURSE_THREADS", threads.MARKER)}
     env.update(env_changes)
     cmd = [sys.executable, "-c", PROBE, order]
     if cgroup is not None:  # join the group first, then start Python (so torch starts inside the quota)
@@ -178,7 +182,7 @@ def run_probe(order: str, cgroup: Path | None = None, **env_changes: str) -> tup
 def test_importing_course_lib_first_sets_threads_and_passive_wait():
     result, stderr = run_probe("course-first")
     assert result["threads"] == result["planned"] >= 1
-    assert result["wait"] == "PASSIVE" and "ThreadSetupWarning" not in stderr
+    assert result["wait"] == "PASSIVE" and result["spin"] == threads.SPIN_COUNT and "ThreadSetupWarning" not in stderr
 
 
 def test_importing_torch_first_sets_threads_and_says_once_how_to_fix_the_wait_policy():
@@ -231,11 +235,13 @@ def test_inside_a_one_cpu_quota_torch_gets_one_thread(one_cpu_cgroup):
 def test_binder_start_script_exports_the_rule_and_keeps_a_users_values():
     start = ROOT / "start"
     assert start.stat().st_mode & 0o111, "start must be executable (chmod +x start)"
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", threads.MARKER)}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", threads.MARKER)}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     out = subprocess.run([str(start), "env"], capture_output=True, text=True, env=env, timeout=60).stdout
     got = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
     assert got["OMP_WAIT_POLICY"] == "PASSIVE" and int(got["OMP_NUM_THREADS"]) >= 1
+    assert got["GOMP_SPINCOUNT"] == threads.SPIN_COUNT
     assert threads.MARKER in got   # marked as the course's, so that course_lib still plans again in each process
     env.update(OMP_WAIT_POLICY="ACTIVE")
     out = subprocess.run([str(start), "env"], capture_output=True, text=True, env=env, timeout=60).stdout

@@ -98,7 +98,8 @@ def stage_sources(repo: Path, stage: Path) -> None:
         data = src.read_bytes()
         if rel == "api.md":
             data = api_page(data.decode("utf-8"), repo).encode("utf-8")
-        _write_if_changed(stage / rel, data, src.stat().st_mtime)
+        # the API page is made here: when its module list changes it is new (its source's time would hide that)
+        _write_if_changed(stage / rel, data, None if rel == "api.md" else src.stat().st_mtime)
     for path in sorted(stage.rglob("*"), reverse=True):   # files and then their folders, deepest first
         rel = path.relative_to(stage)
         if rel.as_posix() in wanted:

@@ -45,6 +45,7 @@ import torch  # noqa: E402
 RESULTS_MD = ROOT / "benchmarks" / "RESULTS-pretrained.md"
 RESULTS_JSON = ROOT / "benchmarks" / "results-pretrained.json"
 EVAL_SEED = 0
+CHECK_N = 256   # samples of a DDPM's check evaluation (quick_check)
 
 
 def cpu_model() -> str:
@@ -112,7 +113,23 @@ def evaluate(model: pretrained.PretrainedModel, run: Path) -> dict:
     row = {k: result[k] for k in keys if k in result}
     row["eval_cpu_seconds"] = round(time.process_time() - cpu0, 1)
     row.update(pretrained.class_shares(model.name, seed=EVAL_SEED))
+    if model.sampling_steps is not None:
+        row["check"] = quick_check(model, run)
     return row
+
+
+def quick_check(model: pretrained.PretrainedModel, run: Path) -> dict:
+    """The same evaluation on ``CHECK_N`` samples, for the tests to compare with: a DDPM draws a few images a second
+    on a CPU, so its full evaluation (5,000 samples, twice) takes tens of CPU minutes."""
+    out = run / "evaluation-check.json"
+    code = cli.main(["evaluate", "--checkpoint", pretrained.PREFIX + model.name, "--out", str(out),
+                     "--seed", str(EVAL_SEED), "--n", str(CHECK_N)])
+    if code != 0:
+        raise SystemExit(f"{model.name}: evaluate --n {CHECK_N} failed (exit {code})")
+    result = json.loads(out.read_text())
+    return {"n": CHECK_N, "frechet_distance": result["frechet_distance"],
+            "min_class_share": result["min_class_share"],
+            **pretrained.class_shares(model.name, n=CHECK_N, seed=EVAL_SEED)}
 
 
 def _fmt(v, spec: str = ".3g") -> str:
