@@ -24,10 +24,10 @@ LAYERS = [
     ("models", "classifier", "metrics", "evaluation", "report"),  # measures samples against data: knows no trainer
     ("config", "theory"),
     # read a config (the messages, the options, what a run is given)
-    ("guard", "speed_options", "progress", "sampling", "pretrained", "run_inputs"),
+    ("guard", "speed_options", "progress", "sampling", "run_inputs"),
     ("train", "diffusion_train"),
     ("plots", "widgets", "control", "experiments", "equal_time", "speed", "reuse", "timing", "flops", "ladder",
-     "memory", "scaling", "generation"),
+     "memory", "scaling", "generation", "pretrained"),  # pretrained loads either family through generation
     ("env_check", "cli"),
     ("__init__", "__main__"),
 ]
