@@ -101,17 +101,23 @@ class Classifier(nn.Module):
         return self.head(self.features(x))
 
     @torch.no_grad()
-    def predict_proba(self, x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
+    def predict_proba(self, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
         """(N, C, S, S) images -> (N, num_classes) class probabilities (rows sum to 1), in eval mode, on CPU."""
         return self.embed(x, batch_size)[1]
 
     @torch.no_grad()
-    def embed(self, x: torch.Tensor, batch_size: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
-        """Features (N, feature_dim) and probabilities (N, num_classes) in one pass, eval mode, CPU float32."""
+    def embed(self, x: torch.Tensor, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features (N, feature_dim) and probabilities (N, num_classes) in one pass, eval mode, CPU float32.
+
+        ``x``: (N, C, S, S) images, float in [-1, 1] or uint8 in [0, 255] (converted batch by batch). Batches of
+        ``batch_size`` bound the memory: 256 images keep the activations near 20 MB."""
         feats, probs = [], []
-        with eval_mode(self):
+        with eval_mode(self), torch.no_grad():
             for i in range(0, len(x), batch_size):
-                h = self.features(x[i:i + batch_size])
+                xb = x[i:i + batch_size]
+                if xb.dtype == torch.uint8:
+                    xb = xb.float().div_(127.5).sub_(1.0)
+                h = self.features(xb)
                 feats.append(h.float().cpu())
                 probs.append(torch.softmax(self.head(h).float(), dim=1).cpu())
         if not feats:

@@ -354,8 +354,9 @@ def density_coverage(real_feats, fake_feats, k: int = 5) -> dict:
 
 # ----------------------------------------------------------------------------- memorisation
 
-def _flat_rows(x, name: str, min_rows: int = 1) -> torch.Tensor:
-    """(N, ...) tensor / array -> (N, P) float32 CPU tensor (uint8 images become [-1, 1]), checked."""
+def _flat_rows(x, name: str, min_rows: int = 1, keep_uint8: bool = False) -> torch.Tensor:
+    """(N, ...) tensor / array -> (N, P) CPU tensor, checked: float32, or uint8 kept as it is with ``keep_uint8``
+    (``_as_float`` reads it as [-1, 1] block by block, so a 60,000-image training set is never copied to float)."""
     if not isinstance(x, torch.Tensor):
         if np.iscomplexobj(x):
             raise ValueError(f"{name} holds complex numbers; pass real images or features")
@@ -367,11 +368,8 @@ def _flat_rows(x, name: str, min_rows: int = 1) -> torch.Tensor:
                          f"(pass a batch of images, shape (N, C, H, W), or of features, (N, F))")
     x = x.detach().cpu()
     x = x.reshape(len(x), -1) if x.dim() > 1 else x[:, None]
-    if x.dtype == torch.uint8:  # always finite; converted in blocks to keep the peak memory down
-        out = torch.empty(x.shape, dtype=torch.float32)
-        for i in range(0, len(x), 8192):
-            out[i:i + 8192] = x[i:i + 8192].float().div_(127.5).sub_(1.0)
-        return out
+    if x.dtype == torch.uint8:  # always finite
+        return x if keep_uint8 else torch.cat([_as_float(blk) for blk in x.split(_BLOCK_ROWS)])
     x = x.float()
     if not torch.isfinite(x).all():
         bad = int((~torch.isfinite(x)).any(1).sum())
@@ -380,22 +378,42 @@ def _flat_rows(x, name: str, min_rows: int = 1) -> torch.Tensor:
     return x
 
 
-def _nearest_distance(a: torch.Tensor, b: torch.Tensor, candidates: int = 4) -> torch.Tensor:
-    """(N,) Euclidean distance of each row of a (N, P) to its nearest row of b (M, P), float64, bounded memory.
+_BLOCK_ROWS = 4096  # rows of the training set converted and compared at a time
 
-    Candidates come from float32 squared distances |a|^2 + |b|^2 - 2 a.b in blocks; the ``candidates`` nearest of
-    each row are then measured exactly in float64, so exact copies give exactly 0.
+
+def _as_float(rows: torch.Tensor) -> torch.Tensor:
+    """A block of rows as float32; uint8 images become [-1, 1]."""
+    return rows.float().div_(127.5).sub_(1.0) if rows.dtype == torch.uint8 else rows.float()
+
+
+def _nearest_distance(a: torch.Tensor, b: torch.Tensor, candidates: int = 4) -> torch.Tensor:
+    """(N,) Euclidean distance of each row of a (N, P) float32 to its nearest row of b (M, P), float64.
+
+    ``b`` may be float32 or uint8 (read as [-1, 1]); it is read in blocks of ``_BLOCK_ROWS`` rows and every
+    temporary holds at most a quarter of ``CHUNK_BYTES``, so memory stays bounded for any M. Candidates come from
+    float32 squared distances |a|^2 + |b|^2 - 2 a.b; the ``candidates`` nearest of each row are then measured
+    exactly in float64, so exact copies give exactly 0.
     """
-    b_sq = torch.cat([blk.double().pow(2).sum(1).float() for blk in b.split(8192)])
-    rows = max(1, CHUNK_BYTES // (4 * max(1, len(b))))
-    out = torch.empty(len(a), dtype=torch.float64)
+    budget = CHUNK_BYTES // 4
     c = min(candidates, len(b))
+    rows = max(1, budget // (4 * min(len(b), _BLOCK_ROWS)))
+    a_sq = a.double().pow(2).sum(1).float()[:, None]
+    best_d, best_i = [], []
+    for start in range(0, len(b), _BLOCK_ROWS):
+        blk = _as_float(b[start:start + _BLOCK_ROWS])
+        blk_sq = blk.pow(2).sum(1, dtype=torch.float64).float()[None, :]
+        cb = min(c, len(blk))
+        top = [torch.addmm(blk_sq, a[i:i + rows], blk.T, alpha=-2).add_(a_sq[i:i + rows])
+               .topk(cb, dim=1, largest=False) for i in range(0, len(a), rows)]
+        best_d.append(torch.cat([t.values for t in top]))
+        best_i.append(torch.cat([t.indices for t in top]) + start)
+    cand_d, cand_i = torch.cat(best_d, 1), torch.cat(best_i, 1)
+    idx = cand_i.gather(1, cand_d.topk(c, dim=1, largest=False).indices)  # (N, c) nearest candidates
+    out = torch.empty(len(a), dtype=torch.float64)
+    rows = max(1, budget // (8 * c * a.shape[1]))
     for i in range(0, len(a), rows):
-        x = a[i:i + rows]
-        d2 = torch.addmm(b_sq[None, :], x, b.T, alpha=-2).add_(x.double().pow(2).sum(1).float()[:, None])
-        idx = d2.topk(c, dim=1, largest=False).indices  # (rows, c)
-        exact = (x.double()[:, None, :] - b[idx].double()).pow(2).sum(-1).sqrt()
-        out[i:i + rows] = exact.min(1).values
+        near = _as_float(b[idx[i:i + rows].reshape(-1)]).double().reshape(len(idx[i:i + rows]), c, -1)
+        out[i:i + rows] = (a[i:i + rows].double()[:, None, :] - near).pow_(2).sum(-1).sqrt().min(1).values
     return out
 
 
@@ -417,7 +435,8 @@ def memorisation(fake, train, heldout, quantile: float = 0.01) -> dict:
         distances (about ``quantile`` without copying, 1 for copies), "share_exact": share of samples within
         1e-6 (relative) of a training image, "quantile": quantile}``.
     """
-    f, t, h = _flat_rows(fake, "fake"), _flat_rows(train, "train"), _flat_rows(heldout, "heldout", 2)
+    f, h = _flat_rows(fake, "fake"), _flat_rows(heldout, "heldout", 2)
+    t = _flat_rows(train, "train", keep_uint8=True)
     if not (f.shape[1] == t.shape[1] == h.shape[1]):
         raise ValueError(f"fake, train and heldout must have the same size per sample, got {f.shape[1]}, "
                          f"{t.shape[1]} and {h.shape[1]} values")
@@ -427,7 +446,7 @@ def memorisation(fake, train, heldout, quantile: float = 0.01) -> dict:
     nn_h = _nearest_distance(h, t).numpy()
     thr = float(np.quantile(nn_h, quantile))
     med_h = float(np.median(nn_h))
-    scale = float(t.abs().max()) or 1.0
+    scale = max(float(_as_float(blk).abs().max()) for blk in t.split(_BLOCK_ROWS)) or 1.0
     return {"median_nn_fake": float(np.median(nn_f)), "median_nn_heldout": med_h,
             "median_ratio": float(np.median(nn_f) / med_h) if med_h > 0 else float("nan"),
             "share_closer": float((nn_f < thr).mean()), "share_exact": float((nn_f <= 1e-6 * scale).mean()),

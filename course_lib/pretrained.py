@@ -2,7 +2,7 @@
 
     >>> from course_lib.pretrained import load_pretrained, names
     >>> names()
-    ('fashion-dcgan', 'fashion-cgan', 'fashion-recipe', 'ring8', 'fashion-ddpm')
+    ('fashion-dcgan', 'fashion-cgan', 'fashion-recipe', 'fashion-recipe-long', 'ring8', 'fashion-ddpm')
     >>> G = load_pretrained("fashion-recipe")               # an nn.Module in eval mode, on the CPU
     >>> x = G(torch.randn(64, G.latent_dim))                # (64, 1, 32, 32) images in [-1, 1]
     >>> ddpm = load_pretrained_model("fashion-ddpm")        # a generation.LoadedModel: 50 DDIM steps by default
@@ -96,6 +96,9 @@ MODELS: dict[str, PretrainedModel] = {m.name: m for m in (
                     "recipe on Fashion-MNIST 32x32", "fashion-mnist", "08", dict(conditional=True)),
     PretrainedModel("fashion-recipe", "the course's unconditional recipe (hinge, spectral norm, TTUR, EMA) on "
                     "Fashion-MNIST 32x32", "fashion-mnist", "07", dict(conditional=False)),
+    PretrainedModel("fashion-recipe-long", "the same recipe trained for 5,400 steps, about the training CPU time of "
+                    "fashion-ddpm (notebook 10 compares the two at equal cost)", "fashion-mnist", "10",
+                    dict(conditional=False, steps=5400)),
     PretrainedModel("ring8", "the course's ring8 recipe: an MLP GAN on 8 Gaussians in a ring (2-D points)", "ring8",
                     "03"),
     PretrainedModel("fashion-ddpm", "a small DDPM (U-Net width 16, T = 1000, linear schedule, EMA) on "

@@ -339,7 +339,7 @@ class GANTrainer:
             leave_process_group()
 
     def sample(self, n: int, labels: torch.Tensor | None = None, use_ema: bool = True,
-               noise: torch.Tensor | None = None, batch_size: int = 1024) -> torch.Tensor:
+               noise: torch.Tensor | None = None, batch_size: int = 256) -> torch.Tensor:
         """``n`` samples on the CPU, float32: (n, D) points or (n, C, S, S) images in [-1, 1], from the EMA
         generator if any (and ``use_ema``), in eval mode, with noise of its own stream (training is unchanged)."""
         G = self.G_ema if (use_ema and self.G_ema is not None) else self.G

@@ -109,7 +109,7 @@ def test_a_missing_file_names_the_command_that_re_makes_it(copied, capsys):
 
 
 def test_an_unknown_name_lists_the_known_ones(tmp_path, capsys):
-    with pytest.raises(ValueError, match="fashion-dcgan, fashion-cgan, fashion-recipe, ring8"):
+    with pytest.raises(ValueError, match="fashion-dcgan, fashion-cgan, fashion-recipe, fashion-recipe-long, ring8"):
         pretrained.load_pretrained("fashion-gan")
     assert cli.main(["sample", "--checkpoint", "pretrained:fashion-gan", "--out", str(tmp_path / "x.npy")]) == 2
     err = capsys.readouterr().err

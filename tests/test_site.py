@@ -89,6 +89,23 @@ def test_a_failing_cell_stops_the_build_naming_notebook_and_cell(tmp_path):
     assert "ValueError: the deliberate failure" in message and "raise ValueError" in message, message
 
 
+@needs_docs
+def test_outputs_stored_by_the_student_budget_run_are_rendered_without_running_again(tmp_path, monkeypatch):
+    import run_student_budget
+
+    repo = _tiny_repo(tmp_path, {"00_stored": ["import os\nprint('made by', os.environ.get('MADE_BY', 'the build'))"]},
+                      in_toc=["00_stored"])
+    work = tmp_path / "build"
+    monkeypatch.setenv("MADE_BY", "the budget run")
+    result = run_student_budget.run_notebook(repo / "solutions" / "00_stored.ipynb",
+                                             site_cache=build_site.cache_folder("quick", work))
+    assert result.error is None and "made by the budget run" in result.output
+    monkeypatch.delenv("MADE_BY")
+    assert build_site.build("quick", repo=repo, work=work) == 0
+    page = (work / "site" / "solutions" / "00_stored.html").read_text(encoding="utf-8")
+    assert "made by the budget run" in page and "made by the build" not in page, "the notebook was run again"
+
+
 def test_the_failing_cell_is_found_from_nbclient_message():
     cells = [{"cell_type": "markdown", "source": "# t"}, {"cell_type": "code", "source": "a = 1"},
              {"cell_type": "code", "source": "import torch\n1 / 0"}]

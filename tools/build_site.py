@@ -130,6 +130,12 @@ def kernel_environment(budget: str, repo: Path, environ: dict[str, str] | None =
     return env
 
 
+def cache_folder(budget: str, work: Path | None = None) -> Path:
+    """The jupyter-cache folder of ``budget``'s executed notebooks (``build/site-cache/<budget>/jupyter``), which
+    ``build`` reads and ``tools/run_student_budget.py --site-cache`` can fill."""
+    return (work or ROOT / "build").resolve() / "site-cache" / budget / "jupyter"
+
+
 def _exception_chain(exc: BaseException):
     seen = set()
     while exc is not None and id(exc) not in seen:
@@ -220,7 +226,7 @@ def build(budget: str = "quick", repo: Path = ROOT, work: Path | None = None, ou
         "course_repo_root": str(repo),
         "course_budget": budget,
         "nb_execution_mode": "off" if check else "cache",
-        "nb_execution_cache_path": str(cache / "jupyter"),
+        "nb_execution_cache_path": str(cache_folder("check" if check else budget, work)),
         "nb_execution_timeout": CELL_TIMEOUT_S[budget],
     }
     saved_env = dict(os.environ)

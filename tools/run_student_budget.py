@@ -19,6 +19,11 @@ Not part of the test suite: all ten notebooks take about an hour on a 2-core CPU
     python tools/run_student_budget.py                               # every notebook, table on stdout
     python tools/run_student_budget.py 00 07 --out budget.md         # notebooks whose name starts with 00 / 07
     python tools/run_student_budget.py --threads 1 --json budget.json
+    python tools/run_student_budget.py --threads 1 --site-cache      # and keep the outputs for the website
+
+With ``--site-cache`` the kernels get the website's environment (``tools/build_site.py``: inline figures, static
+widgets, offline) and each notebook that ran without an error is stored in the site's cache for its budget, so
+``python tools/build_site.py --budget cpu`` then renders those outputs instead of running the notebook again.
 
 Exit status: 0 when every notebook ran and met its targets, 1 otherwise.
 """
@@ -69,7 +74,7 @@ TIME_LIMITS: dict[str, tuple[float | None, str]] = {
     "00_welcome": (120, "no training"),
     "01_gan_theory": (120, "no training: under a minute with the cpu budget"),
     "02_deriving_the_losses": (120, "no training: under a minute with the cpu budget"),
-    "03_first_gan_2d": (5 * 60 + STARTUP_ALLOWANCE_S, "about 5 minutes of training on a laptop CPU"),
+    "03_first_gan_2d": (8 * 60 + STARTUP_ALLOWANCE_S, "about 8 minutes of training on a laptop CPU"),
     "04_dcgan_and_the_article": (10 * 60 + STARTUP_ALLOWANCE_S, "about 10 minutes of training on a laptop CPU"),
     "05_gpu_training": (5 * 60 + STARTUP_ALLOWANCE_S, "about 5 minutes of computing on a laptop CPU"),
     "06_evaluating_gans": (6 * 60 + STARTUP_ALLOWANCE_S, "about 6 minutes of computing on a laptop CPU"),
@@ -122,18 +127,14 @@ CLAIMS: tuple[Claim, ...] = (
           r"^one mode, N\(2, 0\.5\^2\)\s+2 JSD = [\d.]+\s+KL\(p_g \|\| p_data\) - 2 JSD = ([\d.]+)", (0.25, 0.27)),
     Claim("02_deriving_the_losses", "the non-saturating criterion prefers one mode (both badly: 1.70)",
           r"^both badly, N\(0, 2\.06\^2\)\s+2 JSD = [\d.]+\s+KL\(p_g \|\| p_data\) - 2 JSD = ([\d.]+)", (1.6, 1.8)),
-    Claim("03_first_gan_2d", "the recipe covers all 8 modes",
-          r"^course recipe after \d+ steps: (\d+)/8 modes covered", (8, 8)),
+    Claim("03_first_gan_2d", "the student's plain step does not cover the ring at the end (collapse or hopping)",
+          r"^\s*your step \|.*\| (\d+)/8 modes", (0, 7)),
+    Claim("03_first_gan_2d", "the same plain step in the library's loop does not cover the ring either",
+          r"^\s*plain, library loop \|.*\| (\d+)/8 modes", (0, 7)),
+    Claim("03_first_gan_2d", "the recipe (all five remedies) covers all 8 modes",
+          r"^\+ 2-D noise \(the recipe\) \|.*\| (\d+)/8 modes", (8, 8)),
     Claim("03_first_gan_2d", "the recipe has >= 95 % high-quality samples",
-          r"^course recipe after \d+ steps: \d+/8 modes covered, ([\d.]+)% high quality", (95, 100)),
-    Claim("03_first_gan_2d", "the recipe's raw generator covers 7 or 8 modes at every check of its second half",
-          r"^\s*course recipe \| min (\d+)/8", (7, 8)),
-    Claim("03_first_gan_2d", "without the lr decay the raw generator loses modes in the second half (mode hopping)",
-          r"^\s*constant lr \| min (\d+)/8", (0, 7)),
-    Claim("03_first_gan_2d", "the EMA of the constant-lr run still covers 8/8 at the end",
-          r"^\s*constant lr \|.*\| (\d+)/8 modes", (8, 8)),
-    Claim("03_first_gan_2d", "without decay and R1 the raw G falls to few modes at a check of its second half",
-          r"^\s*constant lr, no R1 \| min (\d+)/8", (0, 4)),
+          r"^\+ 2-D noise \(the recipe\) \|.*\| \d+/8 modes, ([\d.]+)% high quality", (95, 100)),
     Claim("03_first_gan_2d", "Exercise 3's worked example (latent_dim=1) covers 8/8 modes",
           r"^\{'latent_dim': 1\}: (\d+)/8 modes", (8, 8)),
     Claim("03_first_gan_2d", "Exercise 3's worked example (latent_dim=1) keeps >= 95 % high quality",
@@ -195,8 +196,8 @@ CLAIMS: tuple[Claim, ...] = (
           r"^hinge\s+D loss [\d.]+ \| G loss ([+-]?[\d.]+)", (0, 0)),
     Claim("06_evaluating_gans", "the short run trains notebook 04's DCGAN: the non-saturating loss's lines are drawn",
           r"^loss in use: (\w+)", "nonsaturating"),
-    Claim("06_evaluating_gans", "the FD falls many-fold over the short run",
-          r"^FD from the first to the last point: ([\d.]+)x lower", (5, 1000)),
+    Claim("06_evaluating_gans", "the FD falls over the short run",
+          r"^FD from the first to the last point: ([\d.]+)x lower", (1.2, 1000)),
     Claim("06_evaluating_gans", "in some intervals the generator loss rose while the FD fell",
           r"^intervals in which the generator loss rose while FD fell: (\d+)", (1, 15)),
     Claim("06_evaluating_gans", "the best FD of the short run is not at its last point",
@@ -369,13 +370,43 @@ def _cell_text(cell) -> str:
     return "".join(parts)
 
 
-def run_notebook(path: Path, timeout: int = 3600, keep: Path | None = None) -> Result:
-    """Execute ``path`` in a fresh kernel (environment: this process's) and measure it."""
+def _build_site():
+    """``tools/build_site.py`` as a module (tools/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("build_site", ROOT / "tools" / "build_site.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def store_for_site(source, executed, path: Path, cache: Path, seconds: float) -> None:
+    """Store ``executed``'s outputs in the site's jupyter-cache at ``cache``, keyed on ``source`` (the notebook as
+    read from ``path``, before execution) as myst-nb keys it: code, cell metadata and kernelspec. The outputs are
+    copied onto the source, so metadata that the executor adds (timings) cannot change the key."""
+    import copy
+
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+
+    nb = copy.deepcopy(source)
+    for mine, ran in zip(nb.cells, executed.cells):
+        if mine.get("cell_type") == "code":
+            mine["outputs"], mine["execution_count"] = ran.get("outputs", []), ran.get("execution_count")
+    get_cache(str(cache)).cache_notebook_bundle(
+        CacheBundleIn(nb, str(path), data={"execution_seconds": seconds}), check_validity=False, overwrite=True)
+
+
+def run_notebook(path: Path, timeout: int = 3600, keep: Path | None = None, site_cache: Path | None = None
+                 ) -> Result:
+    """Execute ``path`` in a fresh kernel (environment: this process's) and measure it; with ``site_cache``, store
+    the outputs there for the website when no cell failed (``store_for_site``)."""
+    import copy
+
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
     nb = nbformat.read(path, as_version=4)
+    source = copy.deepcopy(nb)
     res = Result(path.stem)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
@@ -407,6 +438,8 @@ def run_notebook(path: Path, timeout: int = 3600, keep: Path | None = None) -> R
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
         nbformat.write(client.nb, keep / path.name)
+    if site_cache is not None and res.error is None:
+        store_for_site(source, client.nb, path, site_cache, res.seconds)
     return res
 
 
@@ -473,14 +506,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="also write the markdown table to this file")
     p.add_argument("--json", type=Path, help="also write the measurements as JSON")
     p.add_argument("--keep", type=Path, help="save the executed notebooks in this folder")
+    p.add_argument("--site-cache", action="store_true",
+                   help="run in the website's kernel environment and store each notebook's outputs in its cache "
+                        "(tools/build_site.py --budget BUDGET then renders them without running them again)")
     args = p.parse_args(argv)
     if args.threads is not None and args.threads < 1:
         p.error("--threads must be >= 1")
     paths = select(args.notebooks)
 
+    site_cache = None
+    if args.site_cache:
+        site = _build_site()
+        site.require_docs_packages()
+        os.environ.update(site.kernel_environment(args.budget, ROOT))
+        site_cache = site.cache_folder(args.budget)  # (no MPLBACKEND: inline figures become outputs, as on the site)
+    else:
+        os.environ.setdefault("MPLBACKEND", "Agg")
     os.environ["COURSE_BUDGET"] = args.budget
     os.environ.pop("COURSE_QUICK", None)
-    os.environ.setdefault("MPLBACKEND", "Agg")
     os.environ.setdefault("TQDM_DISABLE", "1")
     if args.threads is not None:
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
@@ -489,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for path in paths:
         print(f"running {path.name} with COURSE_BUDGET={args.budget} ...", file=sys.stderr, flush=True)
-        r = run_notebook(path, timeout=args.timeout, keep=args.keep)
+        r = run_notebook(path, timeout=args.timeout, keep=args.keep, site_cache=site_cache)
         print(f"  {r.seconds:.0f} s, peak {r.peak_bytes / 1e9:.2f} GB" + (f", FAILED: {r.error}" if r.error else ""),
               file=sys.stderr, flush=True)
         results.append(r)
