@@ -49,7 +49,7 @@ FAMILIES = {"gan": "fashion-recipe", "ddpm": "fashion-ddpm"}
 WARMUP_STEPS, PROBE_STEPS = 5, 30
 N_EVAL = 1000
 DDIM_STEPS = (50, 10)          # the first is the DDPM's row; the second shows what fewer steps cost in quality
-SPEED_N = {1: 256, 10: 64, 50: 32, 1000: 8}   # images timed at each number of network evaluations per image
+SPEED_N = {1: 2048, 10: 64, 50: 32, 1000: 8}   # images timed at each number of network evaluations per image
 COMMAND = "python benchmarks/gan_vs_diffusion.py --budgets 10 30 --seeds 0 --jobs 2"
 
 
@@ -175,29 +175,36 @@ def write_page(rows: dict[str, dict], path: Path = RESULTS_MD) -> str:
              "its FD with 10 steps is in the last column.", "",
              f"Command: `{COMMAND}` (`--report-only` rewrites this page from "
              "`results-gan-vs-diffusion.json`). Machine: " + "; ".join(machines) + ".", "",
-             "| budget (CPU min) | family | seed | steps | training CPU s | FD | KID x 1000 | precision | recall | "
+             "| budget (CPU min) | family | seed | steps | training CPU s | FD | KID (x 10^3) | precision | recall | "
              "coverage | smallest class | FD, 10 DDIM steps |",
              "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in ordered:
         lines.append(f"| {r['budget_minutes']:g} | {r['family'].upper()} | {r['seed']} | {r['steps']:,} | "
-                     f"{r['train_cpu_seconds']:.0f} | {_f(r['frechet_distance'])} | {_f(1000 * r['kid'])} | "
+                     f"{r['train_cpu_seconds']:.0f} | {_f(r['frechet_distance'])} | {_f(r['kid'])} | "
                      f"{_f(r['precision'], '.3f')} | {_f(r['recall'], '.3f')} | {_f(r['coverage'], '.3f')} | "
                      f"{100 * r['min_class_share']:.1f} % | "
                      f"{_f(r.get('ddim10', {}).get('frechet_distance'))} |")
-    real = [r["frechet_distance_real"] for r in ordered if "frechet_distance_real" in r]
+    real = sorted({round(r["frechet_distance_real"], 3) for r in ordered if "frechet_distance_real" in r})
     if real:
-        lines += ["", f"Real images of the same size score FD {min(real):.3g}-{max(real):.3g} against the same "
-                  "reference (the floor)."]
+        floor = f"{real[0]:.3g}" if len(real) == 1 else f"{real[0]:.3g} to {real[-1]:.3g}"
+        lines += ["", f"Real images of the same number score FD {floor} against the same reference (the floor: "
+                  "training images the classifier never saw)."]
+    alone = all(r.get("speed_alone") for r in ordered)
     lines += ["", "## Sampling cost", "",
               "Images per second on the CPU, one thread, by network evaluations per image (1: the GAN's generator; "
-              "10 and 50: DDIM; 1,000: ancestral DDPM sampling over every step of the schedule).", "",
+              "10 and 50: DDIM; 1,000: ancestral DDPM sampling over every step of the schedule), measured "
+              + ("alone, one model after the other (`--speed-only`)." if alone else
+                 "beside the other run of the pair (rerun `--speed-only` alone for clean figures)."), "",
               "| budget (CPU min) | family | seed | 1 | 10 | 50 | 1,000 |", "|---:|---|---:|---:|---:|---:|---:|"]
     for r in ordered:
         s = r["images_per_second"]
         lines.append(f"| {r['budget_minutes']:g} | {r['family'].upper()} | {r['seed']} | "
                      + " | ".join(_f(s.get(k), ".4g") for k in ("1", "10", "50", "1000")) + " |")
-    lines += ["", "## Class shares", "", "| budget (CPU min) | family | seed | " + " | ".join(
-        str(i) for i in range(10)) + " |", "|---:|---|---:|" + "---:|" * 10]
+    lines += ["", "## Class shares", "",
+              "The share of each class among the samples (%), as the course classifier reads them; real data has "
+              "10 % each.", "",
+              "| budget (CPU min) | family | seed | " + " | ".join(data_mod.FASHION_CLASSES) + " |",
+              "|---:|---|---:|" + "---:|" * 10]
     for r in ordered:
         lines.append(f"| {r['budget_minutes']:g} | {r['family'].upper()} | {r['seed']} | "
                      + " | ".join(f"{100 * v:.1f}" for v in r["class_shares"]) + " |")
@@ -222,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--page", type=Path, default=RESULTS_MD)
     p.add_argument("--runs", type=Path, default=RUNS, help="where the runs' checkpoints go")
     p.add_argument("--smoke", action="store_true", help="seconds-long runs and a few samples (the test)")
+    p.add_argument("--speed-only", action="store_true",
+                   help="measure the sampling speed of the runs already in the JSON again, one after the other "
+                        "(for figures taken with nothing else running), and rewrite the page")
     p.add_argument("--one", nargs=3, metavar=("FAMILY", "MINUTES", "SEED"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     small = dict(n_eval=64, speed_n={1: 8, 10: 2, 50: 2, 1000: 1}, probe=2) if args.smoke else {}
@@ -230,7 +240,17 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(row))
         return 0
     rows = json.loads(args.json.read_text()) if args.json.is_file() else {}
-    if not args.report_only:
+    if args.speed_only:
+        torch.set_num_threads(1)
+        for row in rows.values():
+            run = args.runs / f"{row['family']}-{row['budget_minutes']:g}min-seed{row['seed']}" / "checkpoint.pt"
+            if not run.is_file():
+                raise SystemExit(f"{run} is missing: train the row again (drop --speed-only)")
+            row["images_per_second"] = sampling_speed(run, row["family"], SPEED_N)
+            row["speed_alone"] = True
+            print(f"{key(row)}: {row['images_per_second']}", flush=True)
+        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+    elif not args.report_only:
         todo = sorted(((f, b, s) for b in args.budgets for s in args.seeds for f in args.families),
                       key=lambda t: (-t[1], t[0] != "ddpm"))        # longest first, so the jobs end together
         env = dict(os.environ, OMP_NUM_THREADS="1", COURSE_THREADS="1")

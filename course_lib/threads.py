@@ -11,7 +11,11 @@ threads aside and the others spin, waiting for it: a training step can become te
    ``cpu.cfs_period_us``; the smallest along the process's cgroup path), rounded down and at least 1, capped by
    the affinity mask and the number of physical cores, and shared among the processes that ``torchrun`` starts on
    this machine (``LOCAL_WORLD_SIZE``).
-3. **Waiting that barely spins**: ``OMP_WAIT_POLICY=PASSIVE`` with ``GOMP_SPINCOUNT=3000`` (GNU OpenMP, which
+3. **Compile workers to match**: ``TORCHINDUCTOR_COMPILE_THREADS`` (``torch.compile``'s parallel compile
+   workers) is set to the same count, unless you set it. Its default is one worker process per CPU, each holding
+   its own copy of torch; with one thread, compiling runs in the kernel itself (a 2 GB Binder instance has no room
+   for the pool).
+4. **Waiting that barely spins**: ``OMP_WAIT_POLICY=PASSIVE`` with ``GOMP_SPINCOUNT=3000`` (GNU OpenMP, which
    torch's Linux wheels use): an idle thread spins a few microseconds, enough to bridge the gaps between the
    operations of a step, then sleeps, so it never holds a core that a preempted thread needs. Pure passive waiting
    (no spin) was 1.4-2.5x slower than torch's default on an idle 2-CPU machine; the default spin was 7-35x slower
@@ -44,6 +48,7 @@ __all__ = ["ThreadPlan", "ThreadSetupWarning", "cgroup_cpu_limit", "physical_cor
 # What configure() wrote into the environment, so that a child process (which inherits the environment) can tell
 # the course's own values from a user's override and plan again for itself (it may sit in another cgroup).
 MARKER = "COURSE_THREADS_APPLIED"
+COMPILE_VARIABLE = "TORCHINDUCTOR_COMPILE_THREADS"   # torch.compile's compile workers (read when inductor loads)
 SPIN_COUNT = "3000"   # GOMP_SPINCOUNT with the passive policy: spin about this many iterations, then sleep
 USER_VARIABLE = "COURSE_THREADS"
 
@@ -272,7 +277,8 @@ _WARNED = False
 def configure(environ: MutableMapping[str, str] | None = None, root: str | Path = "/") -> ThreadPlan:
     """Apply the rule (``plan``) and return it; ``import course_lib`` calls this once.
 
-    Before torch is imported: writes ``OMP_NUM_THREADS`` and ``OMP_WAIT_POLICY`` into ``environ`` (default
+    Before torch is imported: writes ``OMP_NUM_THREADS``, ``OMP_WAIT_POLICY``, ``GOMP_SPINCOUNT`` and
+    ``TORCHINDUCTOR_COMPILE_THREADS`` into ``environ`` (default
     ``os.environ``), except those the user set, and records what it wrote in ``COURSE_THREADS_APPLIED``. After:
     calls ``torch.set_num_threads`` (unless ``OMP_NUM_THREADS`` is the user's) and, when more than one thread would
     spin-wait, warns once (``ThreadSetupWarning``) how to get the passive policy.
@@ -290,6 +296,8 @@ def configure(environ: MutableMapping[str, str] | None = None, root: str | Path 
         if rule.wait_source.startswith("course default"):
             written["OMP_WAIT_POLICY"] = rule.wait_policy
             written["GOMP_SPINCOUNT"] = SPIN_COUNT
+        if COMPILE_VARIABLE not in environ or COMPILE_VARIABLE in ours:
+            written[COMPILE_VARIABLE] = str(rule.threads)
         environ.update(written)
         environ[MARKER] = " ".join(f"{k}={v}" for k, v in written.items())
     else:
@@ -321,7 +329,7 @@ def shell_exports(environ: MutableMapping[str, str] | None = None) -> str:
         python -c "from course_lib import threads; print(threads.shell_exports())"
     """
     environ = dict(os.environ if environ is None else environ)
-    for name in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):   # configure()'s values are not the user's
+    for name in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", COMPILE_VARIABLE):   # ours, not the user's
         if name in _ours(environ):
             del environ[name]
     environ.pop(MARKER, None)
@@ -333,6 +341,8 @@ def shell_exports(environ: MutableMapping[str, str] | None = None) -> str:
     if rule.wait_source.startswith("course default"):
         written["OMP_WAIT_POLICY"] = rule.wait_policy
         written["GOMP_SPINCOUNT"] = SPIN_COUNT
+    if COMPILE_VARIABLE not in probe:
+        written[COMPILE_VARIABLE] = str(rule.threads)
     written[MARKER] = " ".join(f"{k}={v}" for k, v in written.items())
     return "\n".join(f"export {k}='{v}'" for k, v in written.items())
 

@@ -158,17 +158,20 @@ PROBE = textwrap.dedent("""
     if sys.argv[1] == "torch-first":
         import torch
     import course_lib, torch
+    import torch._inductor.config as inductor_config
     from course_lib import threads
     rule = threads.applied()
     print("RESULT=" + json.dumps(dict(threads=torch.get_num_threads(), planned=rule.threads, source=rule.source,
                                       wait=os.environ.get("OMP_WAIT_POLICY"), reported=rule.wait_policy,
-                                      spin=os.environ.get("GOMP_SPINCOUNT"))))
+                                      spin=os.environ.get("GOMP_SPINCOUNT"),
+                                      compile_workers=inductor_config.compile_threads)))
 """)
 
 
 def run_probe(order: str, cgroup: Path | None = None, **env_changes: str) -> tuple[dict, str]:
     env = {k: v for k, v in os.environ.items()
-           if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "COURSE_THREADS", threads.MARKER)}
+           if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "COURSE_THREADS", threads.MARKER,
+                        threads.COMPILE_VARIABLE)}
     env.update(env_changes)
     cmd = [sys.executable, "-c", PROBE, order]
     if cgroup is not None:  # join the group first, then start Python (so torch starts inside the quota)
@@ -183,6 +186,15 @@ def test_importing_course_lib_first_sets_threads_and_passive_wait():
     result, stderr = run_probe("course-first")
     assert result["threads"] == result["planned"] >= 1
     assert result["wait"] == "PASSIVE" and result["spin"] == threads.SPIN_COUNT and "ThreadSetupWarning" not in stderr
+
+
+def test_torch_compile_gets_as_many_compile_workers_as_threads_unless_the_user_says():
+    result, _ = run_probe("course-first", COURSE_THREADS="1")
+    assert result["compile_workers"] == 1, "one thread: compiling runs in the process, with no pool of workers"
+    result, _ = run_probe("course-first", COURSE_THREADS="2")
+    assert result["compile_workers"] == 2
+    result, _ = run_probe("course-first", COURSE_THREADS="1", TORCHINDUCTOR_COMPILE_THREADS="3")
+    assert result["compile_workers"] == 3
 
 
 def test_importing_torch_first_sets_threads_and_says_once_how_to_fix_the_wait_policy():

@@ -76,7 +76,7 @@ TIME_LIMITS: dict[str, tuple[float | None, str]] = {
     "02_deriving_the_losses": (120, "no training: under a minute with the cpu budget"),
     "03_first_gan_2d": (8 * 60 + STARTUP_ALLOWANCE_S, "about 8 minutes of training on a laptop CPU"),
     "04_dcgan_and_the_article": (10 * 60 + STARTUP_ALLOWANCE_S, "about 10 minutes of training on a laptop CPU"),
-    "05_gpu_training": (5 * 60 + STARTUP_ALLOWANCE_S, "about 5 minutes of computing on a laptop CPU"),
+    "05_gpu_training": (2 * 60 + STARTUP_ALLOWANCE_S, "about 2 minutes of computing on a laptop CPU"),
     "06_evaluating_gans": (6 * 60 + STARTUP_ALLOWANCE_S, "about 6 minutes of computing on a laptop CPU"),
     "07_stabilising_training": (12 * 60 + STARTUP_ALLOWANCE_S, "about 12 minutes of training on a laptop CPU"),
     "08_conditional_gans": (5 * 60 + STARTUP_ALLOWANCE_S, "about 5 minutes of computing on a laptop CPU with the "
