@@ -112,7 +112,7 @@ class Classifier(nn.Module):
         ``x``: (N, C, S, S) images, float in [-1, 1] or uint8 in [0, 255] (converted batch by batch). Batches of
         ``batch_size`` bound the memory: 256 images keep the activations near 20 MB."""
         feats, probs = [], []
-        with eval_mode(self), torch.no_grad():
+        with eval_mode(self):
             for i in range(0, len(x), batch_size):
                 xb = x[i:i + batch_size]
                 if xb.dtype == torch.uint8:

@@ -147,6 +147,34 @@ def test_memorisation_flags_copies(digits_split):
     assert 0.7 < honest["median_ratio"] < 1.4
 
 
+def test_nearest_distance_over_several_blocks_of_a_uint8_training_set_is_exact():
+    g = torch.Generator().manual_seed(0)
+    train_u8 = torch.randint(0, 256, (2 * image_metrics._BLOCK_ROWS + 300, 1, 4, 4), generator=g, dtype=torch.uint8)
+    train_f = train_u8.float() / 127.5 - 1
+    queries = torch.cat([train_f[[5, image_metrics._BLOCK_ROWS + 7, -1]],        # copies from each block
+                         torch.rand(40, 1, 4, 4, generator=g) * 2 - 1]).reshape(43, -1)
+    got = image_metrics._nearest_distance(queries, train_u8.reshape(len(train_u8), -1))
+    want = torch.cdist(queries.double(), train_f.reshape(len(train_f), -1).double()).min(1).values
+    assert torch.equal(got[:3], torch.zeros(3, dtype=torch.float64)), "copies are at distance exactly 0"
+    assert torch.allclose(got, want, atol=1e-9)
+    heldout = torch.rand(50, 1, 4, 4, generator=g) * 2 - 1
+    as_u8 = metrics.memorisation(queries.reshape(43, 1, 4, 4), train_u8, heldout)
+    as_float = metrics.memorisation(queries.reshape(43, 1, 4, 4), train_f, heldout)
+    assert as_u8 == pytest.approx(as_float), "uint8 and float training sets give the same result"
+
+
+def test_the_classifier_reads_uint8_images_as_their_values_in_minus_one_to_one():
+    from course_lib.classifier import Classifier
+
+    torch.manual_seed(0)
+    clf = Classifier(channels=1, image_size=16)
+    x8 = torch.randint(0, 256, (300, 1, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    f8, p8 = clf.embed(x8, batch_size=128)
+    ff, pf = clf.embed(x8.float() / 127.5 - 1)
+    assert f8.shape == (300, clf.feature_dim)
+    assert torch.allclose(f8, ff, atol=1e-5) and torch.allclose(p8, pf, atol=1e-6)
+
+
 # ----------------------------------------------------------------------------- 2-D modes
 
 def test_mode_metrics_exact_centres_and_far_points():
