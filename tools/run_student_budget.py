@@ -370,14 +370,6 @@ def _cell_text(cell) -> str:
     return "".join(parts)
 
 
-def _build_site():
-    """``tools/build_site.py`` as a module (tools/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("build_site", ROOT / "tools" / "build_site.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def store_for_site(source, executed, path: Path, cache: Path, seconds: float) -> None:
     """Store ``executed``'s outputs in the site's jupyter-cache at ``cache``, keyed on ``source`` (the notebook as
     read from ``path``, before execution) as myst-nb keys it: code, cell metadata and kernelspec. The outputs are
@@ -516,7 +508,8 @@ def main(argv: list[str] | None = None) -> int:
 
     site_cache = None
     if args.site_cache:
-        site = _build_site()
+        import build_site as site                   # tools/, beside this script (on sys.path when run as one)
+
         site.require_docs_packages()
         os.environ.update(site.kernel_environment(args.budget, ROOT))
         site_cache = site.cache_folder(args.budget)  # (no MPLBACKEND: inline figures become outputs, as on the site)
