@@ -102,12 +102,12 @@ def steps_for_budget(config, dataset, cpu_seconds: float, warmup: int = WARMUP_S
 
 def class_shares(x: torch.Tensor) -> list[float]:
     """The share of each Fashion-MNIST class among images ``x`` (N, 1, 32, 32) in [-1, 1], as the course's
-    classifier reads them (argmax); 10 values in [0, 1] summing to 1."""
+    classifier reads them (``image_metrics.class_coverage``); 10 values in [0, 1] summing to 1."""
     from course_lib.evaluation import real_reference
+    from course_lib.image_metrics import class_coverage
 
-    probs = real_reference("fashion-mnist", 32, 0)["classifier"].embed(x)[1]
-    counts = torch.bincount(probs.argmax(1), minlength=probs.shape[1]).double()
-    return [round(float(c), 4) for c in counts / counts.sum()]
+    clf = real_reference("fashion-mnist", 32, 0)["classifier"]
+    return [round(float(v), 4) for v in class_coverage(clf.embed(x)[1], clf.num_classes)["histogram"]]
 
 
 def quality(x: torch.Tensor) -> dict:
