@@ -14,7 +14,7 @@ and writes a markdown table with the machine it ran on. Targets: every notebook 
 compute time its header estimates (``TIME_LIMITS``), no kernel peaks above 1.5 GB (a 2 GB Binder instance with
 JupyterLab beside it), and every claim holds on the seed the notebook uses.
 
-Not part of the test suite: all ten notebooks take about an hour on a 2-core CPU. Usage:
+Not part of the test suite: all eleven notebooks take about 35 minutes on a 2-core CPU. Usage:
 
     python tools/run_student_budget.py                               # every notebook, table on stdout
     python tools/run_student_budget.py 00 07 --out budget.md         # notebooks whose name starts with 00 / 07
